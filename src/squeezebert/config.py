@@ -1,0 +1,254 @@
+"""SqueezeBertConfig: the hyper-parameters of a SqueezeBERT model, in Hugging Face's ``config.json`` format."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+from collections.abc import Callable
+from typing import Any
+
+from . import hub
+
+# Activation names a config may hold (the model maps each to its function).
+ACTIVATION_NAMES = ("gelu", "gelu_new", "gelu_pytorch_tanh", "gelu_fast", "quick_gelu", "relu", "silu", "swish", "tanh")
+
+_GROUP_FIELDS = ("q_groups", "k_groups", "v_groups", "post_attention_groups", "intermediate_groups", "output_groups")
+_SIZE_FIELDS = (
+    "vocab_size",
+    "hidden_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "intermediate_size",
+    "max_position_embeddings",
+    "type_vocab_size",
+    "embedding_size",
+    *_GROUP_FIELDS,
+)
+_PROBLEM_TYPES = ("regression", "single_label_classification", "multi_label_classification")
+
+
+class SqueezeBertConfig:
+    """Configuration of a SqueezeBERT model; the defaults are those of ``squeezebert/squeezebert-uncased``.
+
+    Args:
+        vocab_size: number of tokens in the vocabulary.
+        hidden_size: channels of the encoder (must equal ``embedding_size``).
+        num_hidden_layers: number of encoder layers.
+        num_attention_heads: attention heads per layer; must divide ``hidden_size``.
+        intermediate_size: channels of the feed-forward block.
+        hidden_act: ``"gelu"``, ``"relu"``, ``"silu"``, ``"gelu_new"`` (and a few more, see ``ACTIVATION_NAMES``)
+            or a callable.
+        hidden_dropout_prob: dropout after embeddings and after each projection.
+        attention_probs_dropout_prob: dropout on the attention weights.
+        max_position_embeddings: longest sequence the model accepts.
+        type_vocab_size: number of token types (segments).
+        initializer_range: standard deviation of the normal weight initialisation.
+        layer_norm_eps: epsilon of every LayerNorm.
+        pad_token_id: id of the padding token (its embedding row is zero and gets no gradient).
+        embedding_size: width of the word embeddings.
+        q_groups, k_groups, v_groups: groups of the query, key and value 1x1 convolutions.
+        post_attention_groups: groups of the convolution after attention.
+        intermediate_groups, output_groups: groups of the two feed-forward convolutions.
+        **kwargs: the common fields (``num_labels``, ``id2label``, ``label2id``, ``problem_type``,
+            ``output_attentions``, ``output_hidden_states``, ``return_dict``, ``architectures``, ``torch_dtype``);
+            any other key is kept and written back by :meth:`to_dict`.
+    """
+
+    model_type = "squeezebert"
+
+    def __init__(
+        self,
+        vocab_size: int = 30522,
+        hidden_size: int = 768,
+        num_hidden_layers: int = 12,
+        num_attention_heads: int = 12,
+        intermediate_size: int = 3072,
+        hidden_act: str | Callable = "gelu",
+        hidden_dropout_prob: float = 0.1,
+        attention_probs_dropout_prob: float = 0.1,
+        max_position_embeddings: int = 512,
+        type_vocab_size: int = 2,
+        initializer_range: float = 0.02,
+        layer_norm_eps: float = 1e-12,
+        pad_token_id: int = 0,
+        embedding_size: int = 768,
+        q_groups: int = 4,
+        k_groups: int = 4,
+        v_groups: int = 4,
+        post_attention_groups: int = 1,
+        intermediate_groups: int = 4,
+        output_groups: int = 4,
+        **kwargs: Any,
+    ) -> None:
+        self.vocab_size = vocab_size
+        self.hidden_size = hidden_size
+        self.num_hidden_layers = num_hidden_layers
+        self.num_attention_heads = num_attention_heads
+        self.intermediate_size = intermediate_size
+        self.hidden_act = hidden_act
+        self.hidden_dropout_prob = hidden_dropout_prob
+        self.attention_probs_dropout_prob = attention_probs_dropout_prob
+        self.max_position_embeddings = max_position_embeddings
+        self.type_vocab_size = type_vocab_size
+        self.initializer_range = initializer_range
+        self.layer_norm_eps = layer_norm_eps
+        self.pad_token_id = pad_token_id
+        self.embedding_size = embedding_size
+        self.q_groups = q_groups
+        self.k_groups = k_groups
+        self.v_groups = v_groups
+        self.post_attention_groups = post_attention_groups
+        self.intermediate_groups = intermediate_groups
+        self.output_groups = output_groups
+
+        # Common fields shared by every Hugging Face config.
+        self.output_attentions: bool = kwargs.pop("output_attentions", False)
+        self.output_hidden_states: bool = kwargs.pop("output_hidden_states", False)
+        self.return_dict: bool = kwargs.pop("return_dict", True)
+        self.problem_type: str | None = kwargs.pop("problem_type", None)
+        self.architectures: list[str] | None = kwargs.pop("architectures", None)
+        self.tie_word_embeddings: bool = kwargs.pop("tie_word_embeddings", True)
+        torch_dtype = kwargs.pop("torch_dtype", None)
+        dtype = kwargs.pop("dtype", None)
+        self.torch_dtype: str | None = _dtype_name(torch_dtype if torch_dtype is not None else dtype)
+        self._set_labels(kwargs.pop("num_labels", None), kwargs.pop("id2label", None), kwargs.pop("label2id", None))
+        kwargs.pop("model_type", None)
+        kwargs.pop("transformers_version", None)
+        self._extra: dict[str, Any] = {}
+        for key, value in kwargs.items():  # unknown keys survive a round trip
+            setattr(self, key, value)
+            self._extra[key] = value
+        self.validate()
+
+    # ------------------------------------------------------------------------------------------------------------
+    # Labels: num_labels, id2label and label2id always agree.
+
+    def _set_labels(self, num_labels: int | None, id2label: dict | None, label2id: dict | None) -> None:
+        if id2label is None and label2id is not None:
+            id2label = {int(i): label for label, i in label2id.items()}
+        if id2label is not None:
+            id2label = {int(i): label for i, label in id2label.items()}
+            if num_labels is not None and num_labels != len(id2label):
+                raise ValueError(f"num_labels={num_labels} does not match the {len(id2label)} labels of id2label")
+        else:
+            n = 2 if num_labels is None else num_labels
+            if not isinstance(n, int) or n < 1:
+                raise ValueError(f"num_labels must be a positive integer, got {n!r}")
+            id2label = {i: f"LABEL_{i}" for i in range(n)}
+        self.id2label: dict[int, str] = id2label
+        self.label2id: dict[str, int] = (
+            {str(k): int(v) for k, v in label2id.items()}
+            if label2id is not None
+            else {label: i for i, label in id2label.items()}
+        )
+
+    @property
+    def num_labels(self) -> int:
+        """Number of output labels of the classification heads."""
+        return len(self.id2label)
+
+    @num_labels.setter
+    def num_labels(self, n: int) -> None:
+        if n != self.num_labels:
+            self._set_labels(n, None, None)
+
+    # ------------------------------------------------------------------------------------------------------------
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the first field that makes the architecture impossible."""
+        for name in _SIZE_FIELDS:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        for name in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
+                raise ValueError(f"{name} must be a probability in [0, 1), got {value!r}")
+        if self.layer_norm_eps <= 0:
+            raise ValueError(f"layer_norm_eps must be positive, got {self.layer_norm_eps!r}")
+        if self.hidden_size % self.num_attention_heads:
+            raise ValueError(
+                f"hidden_size ({self.hidden_size}) must be divisible by num_attention_heads "
+                f"({self.num_attention_heads})"
+            )
+        if self.embedding_size != self.hidden_size:
+            raise ValueError(
+                f"embedding_size ({self.embedding_size}) must equal hidden_size ({self.hidden_size}): the encoder "
+                "has no projection between them"
+            )
+        for name in _GROUP_FIELDS:
+            groups = getattr(self, name)
+            channels = {"hidden_size": self.hidden_size}
+            if name in ("intermediate_groups", "output_groups"):
+                channels["intermediate_size"] = self.intermediate_size
+            for channel_name, size in channels.items():
+                if size % groups:
+                    raise ValueError(f"{channel_name} ({size}) must be divisible by {name} ({groups})")
+        if not callable(self.hidden_act) and self.hidden_act not in ACTIVATION_NAMES:
+            raise ValueError(f"hidden_act {self.hidden_act!r} is not one of {', '.join(ACTIVATION_NAMES)}")
+        if self.pad_token_id is not None and not 0 <= self.pad_token_id < self.vocab_size:
+            raise ValueError(f"pad_token_id ({self.pad_token_id}) must be in [0, vocab_size={self.vocab_size})")
+        if self.problem_type is not None and self.problem_type not in _PROBLEM_TYPES:
+            raise ValueError(f"problem_type must be None or one of {', '.join(_PROBLEM_TYPES)}")
+
+    # ------------------------------------------------------------------------------------------------------------
+    # Serialisation
+
+    def to_dict(self) -> dict[str, Any]:
+        """All fields as a JSON-ready dict (``model_type`` included, unknown keys kept)."""
+        out = {key: copy.deepcopy(value) for key, value in vars(self).items() if not key.startswith("_")}
+        out.update(copy.deepcopy(self._extra))
+        out["id2label"] = {str(i): label for i, label in self.id2label.items()}
+        if callable(self.hidden_act):
+            out["hidden_act"] = getattr(self.hidden_act, "__name__", "custom")
+        out["model_type"] = self.model_type
+        return out
+
+    def to_json_string(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_dict(cls, config_dict: dict[str, Any], **kwargs: Any) -> SqueezeBertConfig:
+        """Build a config from a dict; ``kwargs`` override its entries."""
+        return cls(**{**config_dict, **kwargs})
+
+    def save_pretrained(self, save_directory: str | os.PathLike) -> None:
+        """Write ``config.json`` into ``save_directory`` (created if needed), atomically."""
+        if os.path.isfile(save_directory):
+            raise ValueError(f"save_directory {os.fspath(save_directory)!r} is a file, not a folder")
+        os.makedirs(save_directory, exist_ok=True)
+        hub.write_json(os.path.join(save_directory, hub.CONFIG_NAME), self.to_dict())
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | os.PathLike, **kwargs: Any) -> SqueezeBertConfig:
+        """Load ``config.json`` from a folder or hub repo id.
+
+        Hub options (``revision``, ``cache_dir``, ``local_files_only``, ``token``) are taken from ``kwargs``; the
+        remaining kwargs override config fields.
+        """
+        hub_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in HUB_KWARGS}
+        path = hub.resolve_file(name_or_path, hub.CONFIG_NAME, **hub_kwargs)
+        if path is None:
+            raise hub.CheckpointNotFoundError(f"{os.fspath(name_or_path)!r} has no {hub.CONFIG_NAME}")
+        data = hub.read_json(path)
+        model_type = data.get("model_type")
+        if model_type not in (None, cls.model_type):
+            raise ValueError(f"{path} is a config for model_type {model_type!r}, not {cls.model_type!r}")
+        return cls.from_dict(data, **kwargs)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SqueezeBertConfig) and self.to_dict() == other.to_dict()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__} {self.to_json_string()}"
+
+
+HUB_KWARGS = ("revision", "cache_dir", "local_files_only", "token", "subfolder")
+
+
+def _dtype_name(dtype: Any) -> str | None:
+    """'float16' for torch.float16 or 'float16'; None stays None."""
+    if dtype is None:
+        return None
+    return str(dtype).removeprefix("torch.")
