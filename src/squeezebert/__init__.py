@@ -1,3 +1,21 @@
 """SqueezeBERT: efficient BERT-like encoders with grouped convolutions, Hugging Face compatible."""
 
+from .config import SqueezeBertConfig
+from .modeling import (
+    BaseModelOutputWithPooling,
+    MaskedLMOutput,
+    ModelOutput,
+    MultipleChoiceModelOutput,
+    QuestionAnsweringModelOutput,
+    SequenceClassifierOutput,
+    SqueezeBertForMaskedLM,
+    SqueezeBertForMultipleChoice,
+    SqueezeBertForQuestionAnswering,
+    SqueezeBertForSequenceClassification,
+    SqueezeBertForTokenClassification,
+    SqueezeBertModel,
+    SqueezeBertPreTrainedModel,
+    TokenClassifierOutput,
+)
+
 __version__ = "0.1.0"

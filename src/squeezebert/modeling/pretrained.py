@@ -1,0 +1,288 @@
+"""SqueezeBertPreTrainedModel: weight initialisation, checkpoint loading and saving, embedding resizing."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+import torch
+from torch import nn
+
+from .. import hub
+from ..config import HUB_KWARGS, SqueezeBertConfig
+from .layers import GroupedConv1x1, SqueezeBertLMPredictionHead
+
+logger = logging.getLogger("squeezebert")
+
+# Buffers that old checkpoints saved but that are rebuilt from the config.
+_REBUILT_KEYS = ("embeddings.position_ids",)
+
+
+class SqueezeBertPreTrainedModel(nn.Module):
+    """Base class of every SqueezeBERT model: ``from_pretrained`` / ``save_pretrained`` in Hugging Face's format.
+
+    Head models keep the encoder under ``transformer`` (``base_model_prefix``), so a base-model checkpoint loads into
+    a head model and a head checkpoint into the base model.
+    """
+
+    config_class = SqueezeBertConfig
+    base_model_prefix = "transformer"
+    # State-dict keys that alias another parameter (tied weights): saved once, under the key they map to.
+    tied_keys: dict[str, str] = {}
+
+    def __init__(self, config: SqueezeBertConfig) -> None:
+        if not isinstance(config, SqueezeBertConfig):
+            raise TypeError(f"config must be a SqueezeBertConfig, got {type(config).__name__}")
+        super().__init__()
+        self.config = config
+
+    # ------------------------------------------------------------------------------------------------------------
+    # Initialisation and weight tying
+
+    def post_init(self) -> None:
+        """Initialise every weight as the reference does, then tie the weights that are shared."""
+        self.apply(self._init_weights)
+        self.tie_weights()
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        std = self.config.initializer_range
+        if isinstance(module, (nn.Linear, GroupedConv1x1)):
+            module.weight.normal_(0.0, std)
+            if module.bias is not None:
+                module.bias.zero_()
+        elif isinstance(module, nn.Embedding):
+            module.weight.normal_(0.0, std)
+            if module.padding_idx is not None:
+                module.weight[module.padding_idx].zero_()
+        elif isinstance(module, nn.LayerNorm):
+            module.weight.fill_(1.0)
+            module.bias.zero_()
+        elif isinstance(module, SqueezeBertLMPredictionHead):
+            module.bias.zero_()
+
+    def tie_weights(self) -> None:
+        """Make shared parameters the same tensors again (after loading or resizing); a no-op without a decoder."""
+
+    @property
+    def base_model(self) -> nn.Module:
+        return getattr(self, self.base_model_prefix, self)
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.base_model.embeddings.word_embeddings
+
+    def set_input_embeddings(self, embeddings: nn.Embedding) -> None:
+        self.base_model.embeddings.word_embeddings = embeddings
+        self.tie_weights()
+
+    def get_output_embeddings(self) -> nn.Linear | None:
+        """The MLM decoder (tied to the input embeddings), or ``None`` for models without one."""
+        return None
+
+    def resize_token_embeddings(self, new_num_tokens: int | None = None) -> nn.Embedding:
+        """Grow or shrink the vocabulary to ``new_num_tokens`` rows; returns the (new) input embedding.
+
+        Existing rows are kept, new rows are initialised like fresh weights, and a tied MLM decoder and its bias
+        follow. ``config.vocab_size`` is updated.
+        """
+        old = self.get_input_embeddings()
+        if new_num_tokens is None:
+            return old
+        if isinstance(new_num_tokens, bool) or not isinstance(new_num_tokens, int) or new_num_tokens <= 0:
+            raise ValueError(f"new_num_tokens must be a positive integer, got {new_num_tokens!r}")
+        pad = self.config.pad_token_id
+        if pad is not None and pad >= new_num_tokens:
+            raise ValueError(f"new_num_tokens ({new_num_tokens}) must be greater than pad_token_id ({pad})")
+        new = nn.Embedding(
+            new_num_tokens,
+            old.embedding_dim,
+            padding_idx=pad,
+            device=old.weight.device,
+            dtype=old.weight.dtype,
+        )
+        self._init_weights(new)
+        keep = min(new_num_tokens, old.num_embeddings)
+        with torch.no_grad():
+            new.weight[:keep] = old.weight[:keep]
+        self.config.vocab_size = new_num_tokens
+        self.set_input_embeddings(new)
+        return new
+
+    def num_parameters(self, only_trainable: bool = False, exclude_embeddings: bool = False) -> int:
+        """Number of (distinct) parameters."""
+        embeddings = {id(m.weight) for m in self.modules() if isinstance(m, nn.Embedding)}
+        return sum(
+            p.numel()
+            for p in self.parameters()
+            if (p.requires_grad or not only_trainable) and not (exclude_embeddings and id(p) in embeddings)
+        )
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.parameters()).dtype
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    # ------------------------------------------------------------------------------------------------------------
+    # Saving
+
+    def save_pretrained(self, save_directory: str | os.PathLike, safe_serialization: bool = True) -> None:
+        """Write ``config.json`` and ``model.safetensors`` (or ``pytorch_model.bin``) into ``save_directory``.
+
+        Tied weights are stored once. Each file is written to a temporary name and renamed into place, so an
+        interrupted save leaves the previous files intact.
+        """
+        if os.path.isfile(save_directory):
+            raise ValueError(f"save_directory {os.fspath(save_directory)!r} is a file, not a folder")
+        os.makedirs(save_directory, exist_ok=True)
+        state = {k: v for k, v in self.state_dict().items() if k not in self.tied_keys}
+        name, stale = (
+            (hub.SAFE_WEIGHTS_NAME, hub.WEIGHTS_NAME)
+            if safe_serialization
+            else (
+                hub.WEIGHTS_NAME,
+                hub.SAFE_WEIGHTS_NAME,
+            )
+        )
+        hub.save_state_dict(state, os.path.join(save_directory, name), safe=safe_serialization)
+        for leftover in (stale, hub.SAFE_WEIGHTS_INDEX_NAME, hub.WEIGHTS_INDEX_NAME):
+            path = os.path.join(save_directory, leftover)
+            if os.path.isfile(path):  # an older save in the other format would otherwise shadow this one
+                os.remove(path)
+        self.config.architectures = [type(self).__name__]
+        self.config.torch_dtype = str(self.dtype).removeprefix("torch.")
+        self.config.save_pretrained(save_directory)
+
+    # ------------------------------------------------------------------------------------------------------------
+    # Loading
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        pretrained_model_name_or_path: str | os.PathLike,
+        *,
+        config: SqueezeBertConfig | None = None,
+        torch_dtype: torch.dtype | str | None = None,
+        output_loading_info: bool = False,
+        ignore_mismatched_sizes: bool = False,
+        **kwargs: Any,
+    ) -> Any:
+        """Load a model from a folder or a hub repo id (``"squeezebert/squeezebert-uncased"``).
+
+        Args:
+            pretrained_model_name_or_path: a folder holding ``config.json`` and weights, or a hub repo id.
+            config: use this config instead of the checkpoint's ``config.json``.
+            torch_dtype: dtype of the returned model (``torch.float32`` by default whatever the stored dtype;
+                ``"auto"`` keeps the stored dtype).
+            output_loading_info: also return ``{"missing_keys", "unexpected_keys", "mismatched_keys"}``.
+            ignore_mismatched_sizes: re-initialise weights whose stored shape differs (e.g. a new classifier)
+                instead of raising.
+            **kwargs: hub options (``revision``, ``cache_dir``, ``local_files_only``, ``token``, ``subfolder``)
+                and config overrides (``num_labels=3``, ``output_hidden_states=True``, ...).
+
+        The model is returned in eval mode.
+        """
+        torch_dtype = kwargs.pop("dtype", torch_dtype)
+        hub_kwargs = {k: kwargs.pop(k) for k in HUB_KWARGS if k in kwargs}
+        if config is None:
+            config = SqueezeBertConfig.from_pretrained(pretrained_model_name_or_path, **hub_kwargs, **kwargs)
+        elif kwargs:
+            config = SqueezeBertConfig.from_dict(config.to_dict(), **kwargs)
+        state = hub.load_state_dict(pretrained_model_name_or_path, **hub_kwargs)
+        dtype = _resolve_dtype(torch_dtype, state)
+
+        model = cls(config)
+        info = model._load_checkpoint(state, ignore_mismatched_sizes)
+        model.to(dtype)
+        model.eval()
+        return (model, info) if output_loading_info else model
+
+    def _load_checkpoint(
+        self, state: dict[str, torch.Tensor], ignore_mismatched_sizes: bool
+    ) -> dict[str, list]:
+        """Copy ``state`` into the model; return the missing, unexpected and mismatched keys."""
+        state = {_modern_name(k): v for k, v in state.items()}
+        prefix = self.base_model_prefix + "."
+        is_head = self.base_model is not self
+        if is_head and not any(k.startswith(prefix) for k in state):
+            state = {prefix + k: v for k, v in state.items()}  # base-model checkpoint into a head model
+        elif not is_head:
+            state = {
+                k.removeprefix(prefix): v for k, v in state.items()
+            }  # head checkpoint into the base model
+        for alias, source in self.tied_keys.items():
+            if alias in state:
+                state.setdefault(source, state.pop(alias))
+        rebuilt = {(prefix if is_head else "") + k for k in _REBUILT_KEYS}
+
+        own = self.state_dict()
+        expected = set(own) - set(self.tied_keys)
+        to_load: dict[str, torch.Tensor] = {}
+        unexpected: list[str] = []
+        mismatched: list[tuple[str, tuple, tuple]] = []
+        for key, value in state.items():
+            if key in rebuilt:
+                continue
+            if key not in expected:
+                unexpected.append(key)
+            elif value.shape != own[key].shape:
+                if not ignore_mismatched_sizes:
+                    raise ValueError(
+                        f"checkpoint weight {key!r} has shape {tuple(value.shape)} but the model expects "
+                        f"{tuple(own[key].shape)}; pass ignore_mismatched_sizes=True to re-initialise it"
+                    )
+                mismatched.append((key, tuple(value.shape), tuple(own[key].shape)))
+            else:
+                to_load[key] = value
+        missing = sorted(expected - set(to_load) - {m[0] for m in mismatched})
+        self.load_state_dict(to_load, strict=False)
+        self.tie_weights()
+
+        name = type(self).__name__
+        if missing:
+            logger.warning(
+                "%s: weights not in the checkpoint, newly initialised: %s", name, ", ".join(missing)
+            )
+        if unexpected:
+            logger.warning("%s: checkpoint weights not used: %s", name, ", ".join(sorted(unexpected)))
+        for key, stored, wanted in mismatched:
+            logger.warning(
+                "%s: %s has shape %s in the checkpoint, %s in the model: re-initialised",
+                name,
+                key,
+                stored,
+                wanted,
+            )
+        return {
+            "missing_keys": missing,
+            "unexpected_keys": sorted(unexpected),
+            "mismatched_keys": [m[0] for m in mismatched],
+        }
+
+
+def _modern_name(key: str) -> str:
+    """Old TensorFlow-style LayerNorm names (``gamma``/``beta``) as PyTorch's (``weight``/``bias``)."""
+    if key.endswith(".gamma"):
+        return key[: -len("gamma")] + "weight"
+    if key.endswith(".beta"):
+        return key[: -len("beta")] + "bias"
+    return key
+
+
+def _resolve_dtype(torch_dtype: torch.dtype | str | None, state: dict[str, torch.Tensor]) -> torch.dtype:
+    if torch_dtype is None:
+        return torch.float32
+    if torch_dtype == "auto":
+        stored = [t.dtype for t in state.values() if t.is_floating_point()]
+        return stored[0] if stored else torch.float32
+    if isinstance(torch_dtype, str):
+        dtype = getattr(torch, torch_dtype.removeprefix("torch."), None)
+        if not isinstance(dtype, torch.dtype):
+            raise ValueError(f"torch_dtype {torch_dtype!r} is not a torch dtype")
+        torch_dtype = dtype
+    if not isinstance(torch_dtype, torch.dtype) or not torch_dtype.is_floating_point:
+        raise ValueError(f"torch_dtype must be a floating-point torch dtype, got {torch_dtype!r}")
+    return torch_dtype
