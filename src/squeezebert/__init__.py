@@ -19,3 +19,21 @@ from .modeling import (
 )
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "BaseModelOutputWithPooling",
+    "MaskedLMOutput",
+    "ModelOutput",
+    "MultipleChoiceModelOutput",
+    "QuestionAnsweringModelOutput",
+    "SequenceClassifierOutput",
+    "SqueezeBertConfig",
+    "SqueezeBertForMaskedLM",
+    "SqueezeBertForMultipleChoice",
+    "SqueezeBertForQuestionAnswering",
+    "SqueezeBertForSequenceClassification",
+    "SqueezeBertForTokenClassification",
+    "SqueezeBertModel",
+    "SqueezeBertPreTrainedModel",
+    "TokenClassifierOutput",
+]

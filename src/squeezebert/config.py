@@ -129,9 +129,7 @@ class SqueezeBertConfig:
         torch_dtype = kwargs.pop("torch_dtype", None)
         dtype = kwargs.pop("dtype", None)
         self.torch_dtype: str | None = _dtype_name(torch_dtype if torch_dtype is not None else dtype)
-        self._set_labels(
-            kwargs.pop("num_labels", None), kwargs.pop("id2label", None), kwargs.pop("label2id", None)
-        )
+        self._set_labels(kwargs.pop("num_labels", None), kwargs.pop("id2label", None), kwargs.pop("label2id", None))
         kwargs.pop("model_type", None)
         kwargs.pop("transformers_version", None)
         self._extra: dict[str, Any] = {}
@@ -149,9 +147,7 @@ class SqueezeBertConfig:
         if id2label is not None:
             id2label = {int(i): label for i, label in id2label.items()}
             if num_labels is not None and num_labels != len(id2label):
-                raise ValueError(
-                    f"num_labels={num_labels} does not match the {len(id2label)} labels of id2label"
-                )
+                raise ValueError(f"num_labels={num_labels} does not match the {len(id2label)} labels of id2label")
         else:
             n = 2 if num_labels is None else num_labels
             if not isinstance(n, int) or n < 1:
@@ -209,9 +205,7 @@ class SqueezeBertConfig:
         if not callable(self.hidden_act) and self.hidden_act not in ACTIVATION_NAMES:
             raise ValueError(f"hidden_act {self.hidden_act!r} is not one of {', '.join(ACTIVATION_NAMES)}")
         if self.pad_token_id is not None and not 0 <= self.pad_token_id < self.vocab_size:
-            raise ValueError(
-                f"pad_token_id ({self.pad_token_id}) must be in [0, vocab_size={self.vocab_size})"
-            )
+            raise ValueError(f"pad_token_id ({self.pad_token_id}) must be in [0, vocab_size={self.vocab_size})")
         if self.problem_type is not None and self.problem_type not in _PROBLEM_TYPES:
             raise ValueError(f"problem_type must be None or one of {', '.join(_PROBLEM_TYPES)}")
 

@@ -81,9 +81,7 @@ def resolve_file(
         path = os.path.join(name, subfolder, filename)
         return path if os.path.isfile(path) else None
     if _looks_like_local_path(name) or not name:
-        raise CheckpointNotFoundError(
-            f"{name!r} is not an existing folder (and not a hub repo id like 'org/name')"
-        )
+        raise CheckpointNotFoundError(f"{name!r} is not an existing folder (and not a hub repo id like 'org/name')")
 
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import (

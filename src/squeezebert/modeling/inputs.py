@@ -61,14 +61,10 @@ def validate_inputs(
             "truncate the input"
         )
     if attention_mask is not None and tuple(attention_mask.shape) != shape:
-        raise ValueError(
-            f"attention_mask shape {tuple(attention_mask.shape)} does not match the input {shape}"
-        )
+        raise ValueError(f"attention_mask shape {tuple(attention_mask.shape)} does not match the input {shape}")
     if token_type_ids is not None:
         if tuple(token_type_ids.shape) != shape:
-            raise ValueError(
-                f"token_type_ids shape {tuple(token_type_ids.shape)} does not match the input {shape}"
-            )
+            raise ValueError(f"token_type_ids shape {tuple(token_type_ids.shape)} does not match the input {shape}")
         _check_ids("token_type_ids", token_type_ids, config.type_vocab_size, "type_vocab_size")
     if position_ids is not None:
         if tuple(position_ids.shape) not in (shape, (1, seq)):

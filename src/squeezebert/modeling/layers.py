@@ -138,9 +138,7 @@ class SqueezeBertEmbeddings(nn.Module):
 
     def __init__(self, config: SqueezeBertConfig) -> None:
         super().__init__()
-        self.word_embeddings = nn.Embedding(
-            config.vocab_size, config.embedding_size, padding_idx=config.pad_token_id
-        )
+        self.word_embeddings = nn.Embedding(config.vocab_size, config.embedding_size, padding_idx=config.pad_token_id)
         self.position_embeddings = nn.Embedding(config.max_position_embeddings, config.embedding_size)
         self.token_type_embeddings = nn.Embedding(config.type_vocab_size, config.embedding_size)
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
@@ -212,8 +210,7 @@ class SqueezeBertSelfAttention(nn.Module):
         heads, d = self.num_heads, self.head_size
         if not self.fused_qkv:
             return tuple(
-                conv(x).view(batch, seq, heads, d).transpose(1, 2)
-                for conv in (self.query, self.key, self.value)
+                conv(x).view(batch, seq, heads, d).transpose(1, 2) for conv in (self.query, self.key, self.value)
             )
         groups = self.query.groups
         weight, bias = self._qkv_weight_and_bias()

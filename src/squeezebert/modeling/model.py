@@ -46,9 +46,7 @@ class SqueezeBertEncoder(nn.Module):
         hidden_states = [embeddings] if output_hidden_states else None
         attentions = [] if output_attentions else None
         for i, layer in enumerate(self.layers):
-            x, probs = layer(
-                x, batch, seq, mask, None if head_mask is None else head_mask[i], output_attentions
-            )
+            x, probs = layer(x, batch, seq, mask, None if head_mask is None else head_mask[i], output_attentions)
             if hidden_states is not None:
                 hidden_states.append(x.view(batch, seq, channels))
             if attentions is not None:
@@ -99,9 +97,7 @@ class SqueezeBertModel(SqueezeBertPreTrainedModel):
         """
         config = self.config
         output_attentions = config.output_attentions if output_attentions is None else output_attentions
-        output_hidden_states = (
-            config.output_hidden_states if output_hidden_states is None else output_hidden_states
-        )
+        output_hidden_states = config.output_hidden_states if output_hidden_states is None else output_hidden_states
         return_dict = config.return_dict if return_dict is None else return_dict
         validate_inputs(config, input_ids, inputs_embeds, attention_mask, token_type_ids, position_ids)
         head_mask = head_mask_per_layer(head_mask, config)
@@ -286,9 +282,7 @@ class SqueezeBertForMultipleChoice(_SqueezeBertWithHead):
             if value is not None:
                 keep = 2 if name == "inputs_embeds" else 1
                 if value.dim() != keep + 2:
-                    raise ValueError(
-                        f"{name} must have {keep + 2} dims for multiple choice, got {value.dim()}"
-                    )
+                    raise ValueError(f"{name} must have {keep + 2} dims for multiple choice, got {value.dim()}")
                 inputs[name] = value.reshape(-1, *value.shape[-keep:])
         return self.transformer(**inputs, return_dict=True)
 

@@ -200,9 +200,7 @@ class SqueezeBertPreTrainedModel(nn.Module):
         model.eval()
         return (model, info) if output_loading_info else model
 
-    def _load_checkpoint(
-        self, state: dict[str, torch.Tensor], ignore_mismatched_sizes: bool
-    ) -> dict[str, list]:
+    def _load_checkpoint(self, state: dict[str, torch.Tensor], ignore_mismatched_sizes: bool) -> dict[str, list]:
         """Copy ``state`` into the model; return the missing, unexpected and mismatched keys."""
         state = {_modern_name(k): v for k, v in state.items()}
         prefix = self.base_model_prefix + "."
@@ -210,9 +208,7 @@ class SqueezeBertPreTrainedModel(nn.Module):
         if is_head and not any(k.startswith(prefix) for k in state):
             state = {prefix + k: v for k, v in state.items()}  # base-model checkpoint into a head model
         elif not is_head:
-            state = {
-                k.removeprefix(prefix): v for k, v in state.items()
-            }  # head checkpoint into the base model
+            state = {k.removeprefix(prefix): v for k, v in state.items()}  # head checkpoint into the base model
         for alias, source in self.tied_keys.items():
             if alias in state:
                 state.setdefault(source, state.pop(alias))
@@ -243,9 +239,7 @@ class SqueezeBertPreTrainedModel(nn.Module):
 
         name = type(self).__name__
         if missing:
-            logger.warning(
-                "%s: weights not in the checkpoint, newly initialised: %s", name, ", ".join(missing)
-            )
+            logger.warning("%s: weights not in the checkpoint, newly initialised: %s", name, ", ".join(missing))
         if unexpected:
             logger.warning("%s: checkpoint weights not used: %s", name, ", ".join(sorted(unexpected)))
         for key, stored, wanted in mismatched:
