@@ -227,7 +227,13 @@ class SqueezeBertConfig:
 
     @classmethod
     def from_dict(cls, config_dict: dict[str, Any], **kwargs: Any) -> SqueezeBertConfig:
-        """Build a config from a dict; ``kwargs`` override its entries."""
+        """Build a config from a dict; ``kwargs`` override its entries.
+
+        Overriding one of ``num_labels`` / ``id2label`` / ``label2id`` replaces the stored label set.
+        """
+        label_fields = ("num_labels", "id2label", "label2id")
+        if any(k in kwargs for k in label_fields):
+            config_dict = {k: v for k, v in config_dict.items() if k not in label_fields}
         return cls(**{**config_dict, **kwargs})
 
     def save_pretrained(self, save_directory: str | os.PathLike) -> None:
