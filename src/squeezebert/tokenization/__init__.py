@@ -1,0 +1,8 @@
+"""SqueezeBERT tokenizers: a pure-Python one, a fast one backed by ``tokenizers``, and ``AutoTokenizer``."""
+
+from .auto import AutoTokenizer
+from .batch import BatchEncoding
+from .fast import SqueezeBertTokenizerFast
+from .slow import SqueezeBertTokenizer
+
+__all__ = ["AutoTokenizer", "BatchEncoding", "SqueezeBertTokenizer", "SqueezeBertTokenizerFast"]
