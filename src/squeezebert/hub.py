@@ -16,7 +16,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import socket
 import tempfile
+import time
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -50,6 +53,30 @@ def _hub_cache_dir() -> str:
 
 def _offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUE_VALUES
+
+
+_reachability: dict[str, tuple[float, bool]] = {}
+
+
+def _hub_reachable(timeout: float = 2.0) -> bool:
+    """Whether the hub's host accepts a TCP connection (remembered for a minute).
+
+    Without this probe, huggingface_hub retries an unreachable hub for about 25 seconds on every file, even when
+    the file is in the cache.
+    """
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+    url = urllib.parse.urlparse(endpoint)
+    host, port = url.hostname or "huggingface.co", url.port or (443 if url.scheme == "https" else 80)
+    seen = _reachability.get(endpoint)
+    if seen is not None and time.monotonic() - seen[0] < 60:
+        return seen[1]
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            reachable = True
+    except OSError:
+        reachable = False
+    _reachability[endpoint] = (time.monotonic(), reachable)
+    return reachable
 
 
 def _repo_in_cache(repo_id: str, cache_dir: str) -> bool:
@@ -94,7 +121,7 @@ def resolve_file(
     )
 
     cache = os.fspath(cache_dir) if cache_dir is not None else _hub_cache_dir()
-    offline = local_files_only or _offline()
+    offline = local_files_only or _offline() or not _hub_reachable()
     try:
         return hf_hub_download(
             name,
