@@ -17,11 +17,14 @@ from .modeling import (
     SqueezeBertPreTrainedModel,
     TokenClassifierOutput,
 )
+from .tokenization import AutoTokenizer, BatchEncoding, SqueezeBertTokenizer, SqueezeBertTokenizerFast
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AutoTokenizer",
     "BaseModelOutputWithPooling",
+    "BatchEncoding",
     "MaskedLMOutput",
     "ModelOutput",
     "MultipleChoiceModelOutput",
@@ -35,5 +38,7 @@ __all__ = [
     "SqueezeBertForTokenClassification",
     "SqueezeBertModel",
     "SqueezeBertPreTrainedModel",
+    "SqueezeBertTokenizer",
+    "SqueezeBertTokenizerFast",
     "TokenClassifierOutput",
 ]
