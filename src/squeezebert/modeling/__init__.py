@@ -18,6 +18,7 @@ from .outputs import (
     TokenClassifierOutput,
 )
 from .pretrained import SqueezeBertPreTrainedModel
+from .pretraining import SqueezeBertForPreTraining, SqueezeBertForPreTrainingOutput
 
 __all__ = [
     "BaseModelOutputWithPooling",
@@ -28,6 +29,8 @@ __all__ = [
     "SequenceClassifierOutput",
     "SqueezeBertForMaskedLM",
     "SqueezeBertForMultipleChoice",
+    "SqueezeBertForPreTraining",
+    "SqueezeBertForPreTrainingOutput",
     "SqueezeBertForQuestionAnswering",
     "SqueezeBertForSequenceClassification",
     "SqueezeBertForTokenClassification",
