@@ -19,6 +19,7 @@ from .modeling import (
     SqueezeBertPreTrainedModel,
     TokenClassifierOutput,
 )
+from .pipelines import pipeline
 from .tokenization import AutoTokenizer, BatchEncoding, SqueezeBertTokenizer, SqueezeBertTokenizerFast
 
 __version__ = "0.1.0"
@@ -45,4 +46,5 @@ __all__ = [
     "SqueezeBertTokenizer",
     "SqueezeBertTokenizerFast",
     "TokenClassifierOutput",
+    "pipeline",
 ]

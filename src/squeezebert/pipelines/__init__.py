@@ -1,0 +1,93 @@
+"""Pipelines: one call from raw text to task results, for every SqueezeBERT head.
+
+>>> from squeezebert import pipeline
+>>> fill = pipeline("fill-mask", model="squeezebert/squeezebert-uncased")
+>>> fill("The capital of France is [MASK].")[0]["token_str"]
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import torch
+
+from .base import Pipeline
+from .feature_extraction import EmbeddingsPipeline, FeatureExtractionPipeline
+from .fill_mask import FillMaskPipeline
+from .multiple_choice import MultipleChoicePipeline
+from .question_answering import QuestionAnsweringPipeline
+from .text_classification import TextClassificationPipeline
+from .token_classification import TokenClassificationPipeline
+from .zero_shot import ZeroShotClassificationPipeline
+
+TASKS: dict[str, type[Pipeline]] = {
+    "fill-mask": FillMaskPipeline,
+    "text-classification": TextClassificationPipeline,
+    "zero-shot-classification": ZeroShotClassificationPipeline,
+    "token-classification": TokenClassificationPipeline,
+    "question-answering": QuestionAnsweringPipeline,
+    "multiple-choice": MultipleChoicePipeline,
+    "feature-extraction": FeatureExtractionPipeline,
+    "embeddings": EmbeddingsPipeline,
+}
+ALIASES = {"ner": "token-classification", "sentiment-analysis": "text-classification", "qa": "question-answering"}
+
+# Hub checkpoints used when no model is given. Tasks without a published SqueezeBERT head need model=...
+DEFAULT_MODELS: dict[str, str] = {
+    "fill-mask": "squeezebert/squeezebert-uncased",
+    "text-classification": "squeezebert/squeezebert-mnli",
+    "zero-shot-classification": "squeezebert/squeezebert-mnli",
+    "feature-extraction": "squeezebert/squeezebert-uncased",
+    "embeddings": "squeezebert/squeezebert-uncased",
+}
+
+
+def pipeline(
+    task: str,
+    model: str | os.PathLike | Any = None,
+    tokenizer: Any = None,
+    device: str | int | torch.device = "cpu",
+    batch_size: int = 8,
+    int8: bool = False,
+    **kwargs: Any,
+) -> Pipeline:
+    """Build the pipeline of ``task``.
+
+    Args:
+        task: one of ``fill-mask``, ``text-classification``, ``zero-shot-classification``,
+            ``token-classification`` (alias ``ner``), ``question-answering``, ``multiple-choice``,
+            ``feature-extraction``, ``embeddings``.
+        model: a folder, a hub id or a model object; by default the task's default hub checkpoint.
+        tokenizer: a tokenizer or its folder / hub id; by default the one saved with ``model``.
+        device: where the model runs (``"cpu"``, ``"cuda"``, a GPU index...).
+        batch_size: sequences per forward pass.
+        int8: run a dynamically int8-quantised model (CPU).
+        **kwargs: ``progress``, ``max_length``, and default call parameters of the task (e.g. ``top_k=3``).
+    """
+    if not isinstance(task, str):
+        raise TypeError(f"task must be a string, not {type(task).__name__}")
+    name = ALIASES.get(task, task)
+    if name not in TASKS:
+        raise ValueError(f"unknown task {task!r}; choose from {', '.join(sorted([*TASKS, *ALIASES]))}")
+    if model is None:
+        if name not in DEFAULT_MODELS:
+            raise ValueError(f"there is no default SqueezeBERT checkpoint for {name}: pass model=<folder or hub id>")
+        model = DEFAULT_MODELS[name]
+    return TASKS[name](model, tokenizer, device=device, batch_size=batch_size, int8=int8, **kwargs)
+
+
+__all__ = [
+    "DEFAULT_MODELS",
+    "TASKS",
+    "EmbeddingsPipeline",
+    "FeatureExtractionPipeline",
+    "FillMaskPipeline",
+    "MultipleChoicePipeline",
+    "Pipeline",
+    "QuestionAnsweringPipeline",
+    "TextClassificationPipeline",
+    "TokenClassificationPipeline",
+    "ZeroShotClassificationPipeline",
+    "pipeline",
+]

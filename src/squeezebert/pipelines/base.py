@@ -1,0 +1,257 @@
+"""What every pipeline shares: loading the model and tokenizer, the device, int8, and the batched run loop.
+
+A task pipeline says three things and nothing else:
+
+- :meth:`Pipeline.preprocess` turns one input into one or more *rows* (a row is one model input sequence: a text,
+  one window of a long text, one (premise, hypothesis) pair, one (prompt, choice) pair...);
+- :meth:`Pipeline.forward` runs the model on a padded batch of rows;
+- :meth:`Pipeline.postprocess` turns the rows of one input and their outputs into that input's result.
+
+:meth:`Pipeline.__call__` does the rest: it takes one input or many (a list, a generator, a dataset), sorts the
+rows of a chunk of inputs by length so that each sub-batch of ``batch_size`` rows needs little padding, runs the
+sub-batches, and hands the results back in input order (a list for a list, a stream for any other iterable).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import sys
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import torch
+
+from ..modeling import SqueezeBertModel, SqueezeBertPreTrainedModel
+from ..tokenization import AutoTokenizer
+
+Row = dict[str, Any]  # "input_ids", "token_type_ids" (lists of ints) and whatever postprocess needs
+LIST_CHUNK = 1024  # inputs of a list are sorted by length this many at a time
+PROGRESS_MIN_INPUTS = 64  # inputs shorter than this never show a progress bar
+
+
+def load_model(model: Any, model_class: type[SqueezeBertPreTrainedModel]) -> SqueezeBertPreTrainedModel:
+    """A model object, or a folder / hub id loaded with ``model_class.from_pretrained``.
+
+    For the bare encoder (``SqueezeBertModel``) any SqueezeBERT model object will do: its encoder is used.
+    """
+    if isinstance(model, (str, os.PathLike)):
+        return model_class.from_pretrained(model)
+    if not isinstance(model, SqueezeBertPreTrainedModel):
+        raise TypeError(f"model must be a folder, a hub id or a SqueezeBERT model, not {type(model).__name__}")
+    if model_class is SqueezeBertModel:
+        return model.base_model
+    if not isinstance(model, model_class):
+        raise TypeError(f"this task needs a {model_class.__name__}, got a {type(model).__name__}")
+    return model
+
+
+def int8_model(model: torch.nn.Module) -> torch.nn.Module:
+    """The dynamically int8-quantised copy of ``model`` (CPU only)."""
+    try:
+        from .. import quantize_dynamic
+    except ImportError:  # the package's own quantiser is missing: torch's covers the linear layers
+        return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+    return quantize_dynamic(model)
+
+
+class Pipeline:
+    """Base class of the task pipelines; build them with :func:`squeezebert.pipeline`.
+
+    Args:
+        model: a SqueezeBERT model object, or a folder / hub id to load ``model_class`` from.
+        tokenizer: a tokenizer, or a folder / hub id; by default loaded from ``model`` when it is a name.
+        device: where the model runs (``"cpu"``, ``"cuda"``, ``"cuda:1"``, a ``torch.device`` or a GPU index).
+        batch_size: how many rows (sequences) one forward pass takes.
+        int8: run a dynamically int8-quantised copy of the model (CPU only).
+        progress: show a tqdm progress bar; ``None`` shows one for long inputs when stderr is a terminal.
+        max_length: the longest row in tokens; by default the model's window (``max_position_embeddings``,
+            capped by the tokenizer's ``model_max_length``).
+        **defaults: default call parameters of the task (``top_k=3``...), overridden by those of each call.
+    """
+
+    task: str = ""
+    model_class: type[SqueezeBertPreTrainedModel]
+    params: tuple[str, ...] = ()  # call parameters of the task
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any = None,
+        *,
+        device: str | int | torch.device = "cpu",
+        batch_size: int = 8,
+        int8: bool = False,
+        progress: bool | None = None,
+        max_length: int | None = None,
+        **defaults: Any,
+    ) -> None:
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        if tokenizer is None:
+            if not isinstance(model, (str, os.PathLike)):
+                raise ValueError("tokenizer is required when model is a model object (pass a tokenizer or its folder)")
+            tokenizer = model
+        if isinstance(tokenizer, (str, os.PathLike)):
+            tokenizer = AutoTokenizer.from_pretrained(tokenizer)
+        self.tokenizer = tokenizer
+        self.model = load_model(model, self.model_class).eval()
+        self.device = torch.device(f"cuda:{device}" if isinstance(device, int) else device)
+        if int8:
+            if self.device.type != "cpu":
+                raise ValueError(f"int8=True runs on the CPU only, not on device={str(self.device)!r}")
+            self.model = int8_model(self.model)
+        self.model.to(self.device)
+        self.batch_size = batch_size
+        self.progress = progress
+        self.max_length = self._window(max_length)
+        self.defaults = self._check_params(defaults)
+
+    @property
+    def config(self) -> Any:
+        return self.model.config
+
+    def _window(self, max_length: int | None) -> int:
+        limit = self.config.max_position_embeddings
+        model_max = getattr(self.tokenizer, "model_max_length", None)
+        if model_max is not None and model_max < 10**18:
+            limit = min(limit, model_max)
+        if max_length is None:
+            return limit
+        if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 4:
+            raise ValueError(f"max_length must be an int >= 4, got {max_length!r}")
+        if max_length > self.config.max_position_embeddings:
+            raise ValueError(
+                f"max_length={max_length} is longer than the model's max_position_embeddings "
+                f"({self.config.max_position_embeddings})"
+            )
+        return max_length
+
+    def _check_params(self, params: dict[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(params) - set(self.params))
+        if unknown:
+            allowed = ", ".join(self.params) or "none"
+            raise TypeError(f"{self.task} pipeline got unknown parameter(s) {', '.join(unknown)} (allowed: {allowed})")
+        return params
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(task={self.task!r}, device={str(self.device)!r}, batch_size={self.batch_size})"
+
+    # ------------------------------------------------------------------------------------------------------------
+    # The three steps a task defines
+
+    def is_single(self, inputs: Any) -> bool:
+        """Whether ``inputs`` is one input (rather than an iterable of inputs)."""
+        return isinstance(inputs, (str, dict))
+
+    def prepare(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Check and complete the call parameters once per call (e.g. turn target words into ids)."""
+        return params
+
+    def preprocess(self, item: Any, params: dict[str, Any]) -> list[Row]:
+        raise NotImplementedError
+
+    def forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Run the model on a padded batch of rows; returns tensors whose first dimension is the row."""
+        raise NotImplementedError
+
+    def postprocess(self, item: Any, rows: list[Row], outputs: list[dict[str, torch.Tensor]], params: dict) -> Any:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------------------------------------------------
+    # Running
+
+    def __call__(self, inputs: Any, **params: Any) -> Any:
+        """Run the pipeline on one input (returns its result) or an iterable of inputs.
+
+        A list or tuple gives a list of results; any other iterable (a generator, a dataset) gives an iterator that
+        yields each result as soon as the inputs around it have been run.
+        """
+        params = self.prepare({**self.defaults, **self._check_params(params)})
+        if self.is_single(inputs):
+            return self._run_chunk([inputs], params)[0]
+        if isinstance(inputs, (list, tuple)):
+            return list(self._stream(iter(inputs), params, len(inputs), LIST_CHUNK))
+        if not isinstance(inputs, Iterable):
+            raise TypeError(f"inputs must be one input or an iterable of inputs, not {type(inputs).__name__}")
+        total = len(inputs) if hasattr(inputs, "__len__") else None
+        return self._stream(iter(inputs), params, total, self.batch_size)
+
+    def _stream(self, inputs: Iterator, params: dict[str, Any], total: int | None, chunk: int) -> Iterator[Any]:
+        from tqdm.auto import tqdm
+
+        show = self.progress
+        if show is None:
+            show = sys.stderr.isatty() and (total is None or total >= PROGRESS_MIN_INPUTS)
+        with tqdm(total=total, disable=not show, desc=self.task, unit="input") as bar:
+            while items := list(itertools.islice(inputs, chunk)):
+                yield from self._run_chunk(items, params)
+                bar.update(len(items))
+
+    def _run_chunk(self, items: list[Any], params: dict[str, Any]) -> list[Any]:
+        rows_per_item = [self.preprocess(item, params) for item in items]
+        rows = [row for item_rows in rows_per_item for row in item_rows]
+        outputs: list[dict[str, torch.Tensor]] = [{}] * len(rows)
+        order = sorted(range(len(rows)), key=lambda i: len(rows[i]["input_ids"]))
+        with torch.inference_mode():
+            for start in range(0, len(order), self.batch_size):
+                batch = order[start : start + self.batch_size]
+                result = self.forward(self._collate([rows[i] for i in batch]))
+                result = {key: value.float().cpu() for key, value in result.items()}
+                for n, i in enumerate(batch):
+                    outputs[i] = {key: value[n] for key, value in result.items()}
+        results, offset = [], 0
+        for item, item_rows in zip(items, rows_per_item, strict=True):
+            results.append(self.postprocess(item, item_rows, outputs[offset : offset + len(item_rows)], params))
+            offset += len(item_rows)
+        return results
+
+    def _collate(self, rows: list[Row]) -> dict[str, torch.Tensor]:
+        """Pad rows on the right into ``input_ids`` / ``token_type_ids`` / ``attention_mask`` tensors."""
+        width = max(len(row["input_ids"]) for row in rows)
+        pad = self.tokenizer.pad_token_id
+        ids = torch.full((len(rows), width), pad, dtype=torch.long)
+        types = torch.zeros((len(rows), width), dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for n, row in enumerate(rows):
+            length = len(row["input_ids"])
+            ids[n, :length] = torch.tensor(row["input_ids"])
+            types[n, :length] = torch.tensor(row["token_type_ids"])
+            mask[n, :length] = 1
+        return {
+            "input_ids": ids.to(self.device),
+            "token_type_ids": types.to(self.device),
+            "attention_mask": mask.to(self.device),
+        }
+
+    # ------------------------------------------------------------------------------------------------------------
+    # Helpers for the tasks
+
+    def encode(self, text: str, text_pair: str | None = None, **kwargs: Any) -> Any:
+        """Tokenize one text (or pair) into model-ready lists, truncated to the model window by default."""
+        kwargs.setdefault("truncation", True)
+        kwargs.setdefault("max_length", self.max_length)
+        return self.tokenizer(text, text_pair, **kwargs)
+
+    @staticmethod
+    def rows_of(encoding: Any, **extra: Any) -> list[Row]:
+        """The rows of a tokenizer output that has a batch dimension (e.g. from overflowing windows)."""
+        rows = []
+        for n, ids in enumerate(encoding["input_ids"]):
+            rows.append({"input_ids": ids, "token_type_ids": encoding["token_type_ids"][n], **extra})
+        return rows
+
+
+def check_text(value: Any, name: str) -> str:
+    """``value`` if it is a string, else a TypeError naming the argument."""
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a string, not {type(value).__name__}")
+    return value
+
+
+def check_top_k(top_k: Any, name: str = "top_k", allow_none: bool = False) -> int | None:
+    if top_k is None and allow_none:
+        return None
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+        raise ValueError(f"{name} must be a positive int{' or None' if allow_none else ''}, got {top_k!r}")
+    return top_k

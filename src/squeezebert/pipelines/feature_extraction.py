@@ -1,0 +1,70 @@
+"""``feature-extraction`` / ``embeddings``: token vectors or sentence vectors from the encoder."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from ..modeling import SqueezeBertModel
+from .base import Pipeline, Row, check_text
+
+POOLINGS = ("none", "cls", "mean")
+
+
+class FeatureExtractionPipeline(Pipeline):
+    """The encoder's last hidden states, per token or pooled into one vector per text.
+
+    Any SqueezeBERT checkpoint works (a task head is ignored).
+
+    Call parameters:
+        pooling: ``"none"`` (one vector per token, ``[CLS]`` and ``[SEP]`` included), ``"cls"`` (the ``[CLS]``
+            vector) or ``"mean"`` (the mean over the tokens of the text, special tokens included).
+        normalize: scale each vector to unit L2 norm.
+        return_tensors: return torch tensors instead of (nested) lists of floats.
+
+    ``feature-extraction`` defaults to ``pooling="none"``; ``embeddings`` to ``pooling="mean", normalize=True``.
+    """
+
+    task = "feature-extraction"
+    model_class = SqueezeBertModel
+    params = ("pooling", "normalize", "return_tensors")
+    default_pooling = "none"
+    default_normalize = False
+
+    def prepare(self, params: dict[str, Any]) -> dict[str, Any]:
+        pooling = params.get("pooling", self.default_pooling)
+        pooling = "none" if pooling is None else pooling
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+        return {
+            "pooling": pooling,
+            "normalize": bool(params.get("normalize", self.default_normalize)),
+            "return_tensors": bool(params.get("return_tensors", False)),
+        }
+
+    def preprocess(self, item: Any, params: dict[str, Any]) -> list[Row]:
+        encoding = self.encode(check_text(item, f"{self.task} input"))
+        return [{"input_ids": encoding["input_ids"], "token_type_ids": encoding["token_type_ids"]}]
+
+    def forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        hidden = self.model(**inputs).last_hidden_state
+        mask = inputs["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+        mean = (hidden * mask).sum(1) / mask.sum(1)
+        return {"tokens": hidden, "cls": hidden[:, 0], "mean": mean}
+
+    def postprocess(self, item: Any, rows: list[Row], outputs: list[dict], params: dict[str, Any]) -> Any:
+        pooling = params["pooling"]
+        vectors = outputs[0][pooling] if pooling != "none" else outputs[0]["tokens"][: len(rows[0]["input_ids"])]
+        if params["normalize"]:
+            vectors = F.normalize(vectors, dim=-1)
+        return vectors if params["return_tensors"] else vectors.tolist()
+
+
+class EmbeddingsPipeline(FeatureExtractionPipeline):
+    """Sentence embeddings: :class:`FeatureExtractionPipeline` with mean pooling and L2 normalisation."""
+
+    task = "embeddings"
+    default_pooling = "mean"
+    default_normalize = True

@@ -1,0 +1,196 @@
+"""``token-classification`` (``ner``): a label per token, optionally grouped into words and entities.
+
+A text longer than the model window is read as overlapping windows (``stride`` tokens shared by neighbours);
+the entities found in each window are merged, keeping the longer (then the more confident) of two overlapping
+ones. Character offsets always point into the original text.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from ..modeling import SqueezeBertForTokenClassification
+from .base import Pipeline, Row, check_text
+
+STRATEGIES = ("none", "simple", "first", "average", "max")
+
+
+def split_tag(label: str) -> tuple[str, str]:
+    """``"B-PER"`` -> ``("B", "PER")``, ``"I-PER"`` -> ``("I", "PER")``; other labels continue: ``("I", label)``."""
+    if label.startswith(("B-", "I-")):
+        return label[0], label[2:]
+    return "I", label
+
+
+def merge_overlapping(entities: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Of entities (from overlapping windows) that overlap, keep the longest, then the highest scoring."""
+    merged: list[dict[str, Any]] = []
+    for entity in sorted(entities, key=lambda e: e["start"]):
+        last = merged[-1] if merged else None
+        if last is None or not last["start"] <= entity["start"] < last["end"]:
+            merged.append(entity)
+            continue
+        length, last_length = entity["end"] - entity["start"], last["end"] - last["start"]
+        if length > last_length or (length == last_length and entity["score"] > last["score"]):
+            merged[-1] = entity
+    return merged
+
+
+class TokenClassificationPipeline(Pipeline):
+    """Label tokens (e.g. named entities) with a token-classification model.
+
+    Call parameters:
+        aggregation_strategy: ``"none"`` gives one ``{"entity", "score", "index", "word", "start", "end"}`` per
+            token (``index`` counts tokens from ``[CLS]`` = 0 over the whole text). The others give entities
+            ``{"entity_group", "score", "word", "start", "end"}``: ``"simple"`` groups adjacent tokens with the same
+            tag (``B-`` starts a new entity); ``"first"``, ``"average"`` and ``"max"`` first give each word one
+            label, from its first token, its tokens' average scores, or its most confident token.
+        ignore_labels: labels left out of the result (default ``["O"]``).
+        stride: tokens shared by consecutive windows of a long text (default: a quarter of a window).
+    """
+
+    task = "token-classification"
+    model_class = SqueezeBertForTokenClassification
+    params = ("aggregation_strategy", "ignore_labels", "stride")
+
+    def prepare(self, params: dict[str, Any]) -> dict[str, Any]:
+        strategy = params.get("aggregation_strategy") or "none"
+        strategy = strategy.lower() if isinstance(strategy, str) else strategy
+        if strategy not in STRATEGIES:
+            raise ValueError(f"aggregation_strategy must be one of {STRATEGIES}, got {strategy!r}")
+        if strategy in ("first", "average", "max") and not self.tokenizer.is_fast:
+            raise ValueError(f"aggregation_strategy={strategy!r} needs word boundaries: use a fast tokenizer")
+        ignore = params.get("ignore_labels")
+        ignore = ["O"] if ignore is None else ignore
+        if isinstance(ignore, str) or not all(isinstance(label, str) for label in ignore):
+            raise TypeError("ignore_labels must be a list of label strings")
+        keep = self.max_length - 2  # tokens of text per window
+        stride = params.get("stride")
+        stride = keep // 4 if stride is None else stride
+        if isinstance(stride, bool) or not isinstance(stride, int) or not 0 <= stride < keep:
+            raise ValueError(f"stride must be an int in [0, {keep}) (the text tokens of a window), got {stride!r}")
+        return {"strategy": strategy, "ignore": set(ignore), "stride": stride}
+
+    def preprocess(self, item: Any, params: dict[str, Any]) -> list[Row]:
+        if not self.tokenizer.is_fast:
+            raise ValueError("token-classification needs character offsets: use a fast tokenizer")
+        text = check_text(item, "token-classification input")
+        encoding = self.encode(
+            text,
+            stride=params["stride"],
+            return_overflowing_tokens=True,
+            return_offsets_mapping=True,
+            return_special_tokens_mask=True,
+        )
+        step = self.max_length - 2 - params["stride"]
+        rows = self.rows_of(encoding)
+        for n, row in enumerate(rows):
+            row["offsets"] = encoding["offset_mapping"][n]
+            row["special"] = encoding["special_tokens_mask"][n]
+            row["word_ids"] = encoding.word_ids(n)
+            row["first_index"] = n * step  # index (over the whole text) of the token before the window's first
+        return rows
+
+    def forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {"logits": self.model(**inputs).logits}
+
+    def postprocess(self, item: Any, rows: list[Row], outputs: list[dict], params: dict[str, Any]) -> Any:
+        strategy, ignore = params["strategy"], params["ignore"]
+        entities = []
+        for row, output in zip(rows, outputs, strict=True):
+            scores = output["logits"][: len(row["input_ids"])].softmax(-1)
+            tokens = self._tokens(item, row, scores)
+            if strategy == "none":
+                found = [self._token_entity(token) for token in tokens]
+            else:
+                if strategy == "simple":
+                    words = [self._token_entity(token) for token in tokens]
+                else:
+                    words = self._words(tokens, strategy)
+                found = self._group(words)
+            entities += [e for e in found if e.get("entity", e.get("entity_group")) not in ignore]
+        return merge_overlapping(entities) if len(rows) > 1 else entities
+
+    def _tokens(self, text: str, row: Row, scores: torch.Tensor) -> list[dict[str, Any]]:
+        """The text tokens of a window with their scores, characters and whether they continue a word."""
+        tokens = []
+        word_ids = row["word_ids"]
+        for i, token_id in enumerate(row["input_ids"]):
+            if row["special"][i]:
+                continue
+            start, end = row["offsets"][i]
+            word = self.tokenizer.convert_ids_to_tokens(token_id)
+            if token_id == self.tokenizer.unk_token_id:
+                word = text[start:end]
+            tokens.append(
+                {
+                    "word": word,
+                    "scores": scores[i],
+                    "start": start,
+                    "end": end,
+                    "index": row["first_index"] + i,
+                    "is_subword": i > 0 and word_ids[i] is not None and word_ids[i - 1] == word_ids[i],
+                }
+            )
+        return tokens
+
+    def _token_entity(self, token: dict[str, Any]) -> dict[str, Any]:
+        best = int(token["scores"].argmax())
+        return {
+            "entity": self.config.id2label[best],
+            "score": float(token["scores"][best]),
+            "index": token["index"],
+            "word": token["word"],
+            "start": token["start"],
+            "end": token["end"],
+        }
+
+    def _words(self, tokens: list[dict[str, Any]], strategy: str) -> list[dict[str, Any]]:
+        """Tokens grouped into words, each word labelled by ``strategy`` (first / average / max)."""
+        groups: list[list[dict[str, Any]]] = []
+        for token in tokens:
+            if groups and token["is_subword"]:
+                groups[-1].append(token)
+            else:
+                groups.append([token])
+        words = []
+        for group in groups:
+            if strategy == "first":
+                scores = group[0]["scores"]
+            elif strategy == "max":
+                scores = max(group, key=lambda t: float(t["scores"].max()))["scores"]
+            else:
+                scores = torch.stack([t["scores"] for t in group]).mean(0)
+            best = int(scores.argmax())
+            words.append(
+                {
+                    "entity": self.config.id2label[best],
+                    "score": float(scores[best]),
+                    "word": self.tokenizer.convert_tokens_to_string([t["word"] for t in group]),
+                    "start": group[0]["start"],
+                    "end": group[-1]["end"],
+                }
+            )
+        return words
+
+    def _group(self, words: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Adjacent words with the same tag (not starting with ``B-``) as one entity with their mean score."""
+        groups: list[list[dict[str, Any]]] = []
+        for word in words:
+            bi, tag = split_tag(word["entity"])
+            if groups and bi != "B" and split_tag(groups[-1][-1]["entity"])[1] == tag:
+                groups[-1].append(word)
+            else:
+                groups.append([word])
+        return [
+            {
+                "entity_group": group[0]["entity"].split("-", 1)[-1],
+                "score": sum(w["score"] for w in group) / len(group),
+                "word": self.tokenizer.convert_tokens_to_string([w["word"] for w in group]),
+                "start": group[0]["start"],
+                "end": group[-1]["end"],
+            }
+            for group in groups
+        ]
