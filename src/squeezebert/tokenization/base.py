@@ -435,20 +435,20 @@ class TokenizerBase:
         lengths = [len(ids) for ids in encoded.ids]
 
         rows = []
+        if truncation_strategy is not None:
+            n_special = self.num_special_tokens_to_add(pair=any(b is not None for b in second_index))
+            if add_special_tokens and max_length < n_special:
+                raise ValueError(f"max_length={max_length} is too small to hold the {n_special} special tokens")
         for sample, b in enumerate(second_index):
             len_a, len_b = lengths[sample], 0 if b is None else lengths[b]
-            if truncation_strategy is None:
-                rows.append(_Row(sample, sample, 0, len_a, b, 0, len_b))
-                continue
-            room = max_length - (self.num_special_tokens_to_add(b is not None) if add_special_tokens else 0)
-            if room < 0:
-                raise ValueError(
-                    f"max_length={max_length} is too small to hold the special tokens of a "
-                    f"{'pair' if b is not None else 'sequence'}"
-                )
-            rows += _truncated_rows(
-                sample, sample, len_a, b, len_b, room, truncation_strategy, stride, return_overflowing_tokens
-            )
+            if truncation_strategy is not None:
+                room = max_length - (self.num_special_tokens_to_add(b is not None) if add_special_tokens else 0)
+                if len_a + len_b > room:
+                    rows += _truncated_rows(
+                        sample, sample, len_a, b, len_b, room, truncation_strategy, stride, return_overflowing_tokens
+                    )
+                    continue
+            rows.append(_Row(sample, sample, 0, len_a, b, 0, len_b))
 
         columns, row_lengths = self._build_columns(
             encoded,
@@ -520,68 +520,59 @@ class TokenizerBase:
         return_offsets_mapping: bool,
         return_length: bool,
     ) -> tuple[dict[str, list], list[int]]:
-        """Assemble the rows (special tokens, type ids, masks, offsets), then pad them."""
-        ids = encoded.ids
+        """Assemble the rows (special tokens, type ids, masks, offsets), padded on the right.
+
+        Returns the columns and the length of each row after padding.
+        """
+        ids, offsets_of = encoded.ids, encoded.offsets
         cls, sep = ([self.cls_token_id], [self.sep_token_id]) if add_special_tokens else ([], [])
         n_special = len(cls)
         mark = [1] * n_special  # the special tokens mask of one special token (none without special tokens)
-        input_ids, type_ids, special_masks, offsets = [], [], [], []
         no_offset = [(0, 0)] * n_special
-        for row in rows:
+        lengths = [
+            row.a_stop - row.a_start + row.b_stop - row.b_start + n_special * (2 if row.b is None else 3)
+            for row in rows
+        ]
+        target = self._padded_length(lengths, padding, max_length, pad_to_multiple_of)
+        pads = [0] * len(rows) if target is None else [max(0, target - n) for n in lengths]
+        pad_id = self.pad_token_id
+
+        input_ids, type_ids, special_masks, offsets = [], [], [], []
+        for row, n, pad in zip(rows, lengths, pads, strict=True):
             a = ids[row.a][row.a_start : row.a_stop]
-            len_a = len(a) + 2 * n_special
             if row.b is None:
-                input_ids.append(cls + a + sep)
+                input_ids.append(cls + a + sep + [pad_id] * pad)
                 if return_token_type_ids:
-                    type_ids.append([0] * len_a)
+                    type_ids.append([0] * (n + pad))
                 if return_special_tokens_mask:
-                    special_masks.append(mark + [0] * len(a) + mark)
+                    special_masks.append(mark + [0] * len(a) + mark + [1] * pad)
                 if return_offsets_mapping:
-                    offsets.append(no_offset + encoded.offsets[row.a][row.a_start : row.a_stop] + no_offset)
+                    window = offsets_of[row.a][row.a_start : row.a_stop]
+                    offsets.append(no_offset + window + no_offset + [(0, 0)] * pad)
             else:
                 b = ids[row.b][row.b_start : row.b_stop]
-                input_ids.append(cls + a + sep + b + sep)
+                input_ids.append(cls + a + sep + b + sep + [pad_id] * pad)
                 if return_token_type_ids:
-                    type_ids.append([0] * len_a + [1] * (len(b) + n_special))
+                    type_ids.append([0] * (len(a) + 2 * n_special) + [1] * (len(b) + n_special) + [0] * pad)
                 if return_special_tokens_mask:
-                    special_masks.append(mark + [0] * len(a) + mark + [0] * len(b) + mark)
+                    special_masks.append(mark + [0] * len(a) + mark + [0] * len(b) + mark + [1] * pad)
                 if return_offsets_mapping:
-                    offsets.append(
-                        no_offset
-                        + encoded.offsets[row.a][row.a_start : row.a_stop]
-                        + no_offset
-                        + encoded.offsets[row.b][row.b_start : row.b_stop]
-                        + no_offset
-                    )
-        lengths = [len(row) for row in input_ids]
+                    window_a = offsets_of[row.a][row.a_start : row.a_stop]
+                    window_b = offsets_of[row.b][row.b_start : row.b_stop]
+                    offsets.append(no_offset + window_a + no_offset + window_b + no_offset + [(0, 0)] * pad)
 
         columns: dict[str, list] = {"input_ids": input_ids}
         if return_token_type_ids:
             columns["token_type_ids"] = type_ids
         if return_attention_mask:
-            columns["attention_mask"] = [[1] * n for n in lengths]
+            columns["attention_mask"] = [[1] * n + [0] * pad for n, pad in zip(lengths, pads, strict=True)]
         if return_special_tokens_mask:
             columns["special_tokens_mask"] = special_masks
         if return_offsets_mapping:
             columns["offset_mapping"] = offsets
-
-        target = self._padded_length(lengths, padding, max_length, pad_to_multiple_of)
-        if target is not None:
-            pad_values = {
-                "input_ids": self.pad_token_id,
-                "token_type_ids": 0,
-                "attention_mask": 0,
-                "special_tokens_mask": 1,
-                "offset_mapping": (0, 0),
-            }
-            for key, column in columns.items():
-                pad = pad_values[key]
-                for values in column:
-                    if len(values) < target:
-                        values += [pad] * (target - len(values))
-            lengths = [max(n, target) for n in lengths]
+        lengths = [n + pad for n, pad in zip(lengths, pads, strict=True)]
         if return_length:
-            columns["length"] = list(lengths)
+            columns["length"] = lengths
         return columns, lengths
 
     @staticmethod
