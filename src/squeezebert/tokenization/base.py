@@ -392,31 +392,9 @@ class TokenizerBase:
                 ``overflow_to_sample_mapping`` giving the input each row comes from.
             return_offsets_mapping: (fast tokenizer only) the ``(start, end)`` characters of each token.
         """
-        if not isinstance(padding, (bool, str)) or padding not in _PADDING:
-            raise ValueError(f"padding must be one of {list(_PADDING)}, not {padding!r}")
-        padding_strategy = _PADDING[padding]
-        if truncation is None:
-            truncation = max_length is not None and padding_strategy is None
-        if not isinstance(truncation, (bool, str)) or truncation not in _TRUNCATION:
-            raise ValueError(f"truncation must be one of {list(_TRUNCATION)} or None, not {truncation!r}")
-        truncation_strategy = _TRUNCATION[truncation]
-        if max_length is None and (truncation_strategy or padding_strategy == "max_length"):
-            max_length = self.model_max_length
-            if max_length is None:  # no limit known: nothing to truncate or pad to
-                truncation_strategy = None
-                padding_strategy = None if padding_strategy == "max_length" else padding_strategy
-        if max_length is not None and (not isinstance(max_length, int) or max_length < 0):
-            raise ValueError(f"max_length must be a non-negative int, not {max_length!r}")
-        if not isinstance(stride, int) or stride < 0:
-            raise ValueError(f"stride must be a non-negative int, not {stride!r}")
-        if pad_to_multiple_of is not None:
-            if not isinstance(pad_to_multiple_of, int) or pad_to_multiple_of <= 0:
-                raise ValueError(f"pad_to_multiple_of must be a positive int, not {pad_to_multiple_of!r}")
-            if truncation_strategy and padding_strategy and max_length % pad_to_multiple_of:
-                raise ValueError(
-                    f"max_length={max_length} must be a multiple of pad_to_multiple_of={pad_to_multiple_of} "
-                    "when both truncation and padding are on"
-                )
+        padding_strategy, truncation_strategy, max_length = self._strategies(
+            padding, truncation, max_length, stride, pad_to_multiple_of
+        )
         if return_offsets_mapping and not self.is_fast:
             raise NotImplementedError("return_offsets_mapping needs SqueezeBertTokenizerFast")
         if return_tensors is not None and return_tensors not in ("pt", "np"):
@@ -472,6 +450,42 @@ class TokenizerBase:
         if not batched and return_tensors is None and not return_overflowing_tokens:
             columns = {key: value[0] for key, value in columns.items()}
         return BatchEncoding(columns, word_ids=word_ids).convert_to_tensors(return_tensors)
+
+    def _strategies(
+        self,
+        padding: bool | str,
+        truncation: bool | str | None,
+        max_length: int | None,
+        stride: int,
+        pad_to_multiple_of: int | None,
+    ) -> tuple[str | None, str | None, int | None]:
+        """Check the padding / truncation options; return the padding and truncation strategies and max_length."""
+        if not isinstance(padding, (bool, str)) or padding not in _PADDING:
+            raise ValueError(f"padding must be one of {list(_PADDING)}, not {padding!r}")
+        padding_strategy = _PADDING[padding]
+        if truncation is None:
+            truncation = max_length is not None and padding_strategy is None
+        if not isinstance(truncation, (bool, str)) or truncation not in _TRUNCATION:
+            raise ValueError(f"truncation must be one of {list(_TRUNCATION)} or None, not {truncation!r}")
+        truncation_strategy = _TRUNCATION[truncation]
+        if max_length is None and (truncation_strategy or padding_strategy == "max_length"):
+            max_length = self.model_max_length
+            if max_length is None:  # no limit known: nothing to truncate or pad to
+                truncation_strategy = None
+                padding_strategy = None if padding_strategy == "max_length" else padding_strategy
+        if max_length is not None and (not isinstance(max_length, int) or max_length < 0):
+            raise ValueError(f"max_length must be a non-negative int, not {max_length!r}")
+        if not isinstance(stride, int) or stride < 0:
+            raise ValueError(f"stride must be a non-negative int, not {stride!r}")
+        if pad_to_multiple_of is not None:
+            if not isinstance(pad_to_multiple_of, int) or pad_to_multiple_of <= 0:
+                raise ValueError(f"pad_to_multiple_of must be a positive int, not {pad_to_multiple_of!r}")
+            if truncation_strategy and padding_strategy and max_length % pad_to_multiple_of:
+                raise ValueError(
+                    f"max_length={max_length} must be a multiple of pad_to_multiple_of={pad_to_multiple_of} "
+                    "when both truncation and padding are on"
+                )
+        return padding_strategy, truncation_strategy, max_length
 
     @staticmethod
     def _as_pairs(text: Any, text_pair: Any) -> tuple[bool, list[tuple[str, str | None]]]:
