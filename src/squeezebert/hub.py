@@ -22,9 +22,10 @@ import time
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:  # torch is imported lazily so the tokenizers can use this module without it
+    import torch
 
 CONFIG_NAME = "config.json"
 SAFE_WEIGHTS_NAME = "model.safetensors"
@@ -174,6 +175,8 @@ def read_json(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def _load_weight_file(path: str) -> dict[str, torch.Tensor]:
+    import torch
+
     if path.endswith(".safetensors"):
         from safetensors.torch import load_file
 
@@ -249,6 +252,8 @@ def write_json(path: str | os.PathLike, data: dict[str, Any]) -> None:
 
 def save_state_dict(state: dict[str, torch.Tensor], path: str | os.PathLike, *, safe: bool = True) -> None:
     """Write a state dict as safetensors (``safe=True``) or a torch ``.bin``, atomically."""
+    import torch
+
     state = {k: v.detach().contiguous().cpu() for k, v in state.items()}
     if safe:
         from safetensors.torch import save
