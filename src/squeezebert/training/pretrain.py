@@ -1,0 +1,380 @@
+"""Pretraining with masked-LM plus sentence-order prediction (SOP), the paper's recipe.
+
+- :func:`train_wordpiece` trains a BERT-style WordPiece vocabulary on the corpus with the ``tokenizers`` trainer.
+- :func:`iter_documents` streams a corpus (plain text, one sentence or paragraph per line, blank lines between
+  documents) without loading it; :func:`packed_examples` tokenizes it lazily and packs consecutive segments of a
+  document into sequences of up to ``max_length`` tokens, split into two parts A and B that are swapped half of
+  the time (the SOP label).
+- :class:`MlmSopCollator` masks 15% of the tokens (80% ``[MASK]``, 10% a random token, 10% unchanged), optionally
+  whole words, with a random generator seeded by the example's position, so masks do not depend on the number of
+  processes and are reproduced exactly after a resume.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .. import hub
+from ..config import SqueezeBertConfig
+from ..modeling.pretraining import SqueezeBertForPreTraining
+from .data import pad_batch
+from .trainer import DistributedInfo, StreamSource, Trainer, TrainingArguments
+
+SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+
+
+def add_corpus_arguments(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("corpus and vocabulary")
+    g.add_argument("--corpus", nargs="+", required=True, help="text files: one segment per line, blank between docs")
+    g.add_argument("--validation-corpus", nargs="*", default=None, help="held-out text files for MLM / SOP accuracy")
+    g.add_argument("--tokenizer", default=None, help="reuse this tokenizer (folder); otherwise one is trained")
+    g.add_argument("--vocab-size", type=int, default=30522, help="size of a newly trained WordPiece vocabulary")
+    g.add_argument("--cased", action="store_true", help="keep case when training a vocabulary")
+    g = parser.add_argument_group("model and objective")
+    g.add_argument("--config", default=None, help="model config (folder or .json); vocab_size follows the tokenizer")
+    g.add_argument("--model", default=None, help="continue pretraining this checkpoint instead")
+    g.add_argument("--max-length", type=int, default=128, help="packed sequence length in tokens (128)")
+    g.add_argument("--mlm-probability", type=float, default=0.15)
+    g.add_argument("--whole-word-masking", action="store_true", help="mask every piece of a chosen word")
+    g.add_argument("--eval-steps", type=int, default=None, help="evaluate on --validation-corpus every N steps")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Vocabulary
+
+
+def train_wordpiece(
+    files: Sequence[str | os.PathLike], vocab_size: int, output_dir: str | os.PathLike, lowercase: bool = True
+) -> Any:
+    """Train a WordPiece vocabulary on ``files`` (streamed by ``tokenizers``), save a tokenizer folder
+    (``vocab.txt``, ``tokenizer.json``, ``tokenizer_config.json``) in ``output_dir`` and return the tokenizer.
+
+    The special tokens take ids 0-4 (``[PAD]`` is 0, the models' ``pad_token_id``).
+    """
+    from tokenizers import Tokenizer, decoders, normalizers, pre_tokenizers, trainers
+    from tokenizers.models import WordPiece
+
+    from ..tokenization import SqueezeBertTokenizerFast
+
+    paths = [os.fspath(f) for f in files]
+    for path in paths:
+        if not os.path.isfile(path):
+            raise ValueError(f"corpus file not found: {path!r}")
+    if vocab_size < len(SPECIAL_TOKENS) + 1:
+        raise ValueError(f"vocab_size must be larger than {len(SPECIAL_TOKENS)}, got {vocab_size}")
+    backend = Tokenizer(WordPiece(unk_token="[UNK]", continuing_subword_prefix="##"))
+    backend.normalizer = normalizers.BertNormalizer(lowercase=lowercase, strip_accents=None)
+    backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    backend.decoder = decoders.WordPiece(prefix="##")
+    trainer = trainers.WordPieceTrainer(
+        vocab_size=vocab_size,
+        special_tokens=list(SPECIAL_TOKENS),
+        continuing_subword_prefix="##",
+        show_progress=False,
+    )
+    backend.train(paths, trainer)
+    vocab = backend.get_vocab()
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    with hub.atomic_write(output_dir / "vocab.txt") as f:
+        f.write("".join(token + "\n" for token, _ in sorted(vocab.items(), key=lambda item: item[1])))
+    tokenizer = SqueezeBertTokenizerFast(vocab_file=output_dir / "vocab.txt", do_lower_case=lowercase)
+    tokenizer.save_pretrained(output_dir)
+    return tokenizer
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Streaming and packing
+
+
+def iter_documents(files: Sequence[str | os.PathLike]) -> Iterator[list[str]]:
+    """Documents of the corpus, one at a time: lists of non-empty lines, split at blank lines and file ends."""
+    for path in files:
+        if not os.path.isfile(path):
+            raise ValueError(f"corpus file not found: {os.fspath(path)!r}")
+        document: list[str] = []
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                line = line.strip()
+                if line:
+                    document.append(line)
+                elif document:
+                    yield document
+                    document = []
+        if document:
+            yield document
+
+
+def packed_examples(
+    tokenizer: Any, files: Sequence[str | os.PathLike], max_length: int, seed: int, epoch: int
+) -> Iterator[dict[str, Any]]:
+    """MLM + SOP examples of up to ``max_length`` tokens, ``[CLS] A [SEP] B [SEP]``, packed from consecutive segments
+    of each document; ``sentence_order_label`` is 1 where A and B were swapped. Deterministic in ``(seed, epoch)``.
+    """
+    if max_length < 8:
+        raise ValueError(f"max_length must be at least 8, got {max_length}")
+    rng = random.Random(seed * 1_000_003 + epoch)
+    room = max_length - 3
+    index = 0
+    for document in iter_documents(files):
+        segments = [ids for ids in tokenizer(document, add_special_tokens=False)["input_ids"] if ids]
+        chunk: list[list[int]] = []
+        length = 0
+        for i, segment in enumerate(segments):
+            chunk.append(segment[:room])
+            length += len(chunk[-1])
+            if length >= room or i == len(segments) - 1:
+                example = _sop_example(tokenizer, chunk, room, rng)
+                if example is not None:
+                    example.update(_index=index, _epoch=epoch)
+                    index += 1
+                    yield example
+                chunk, length = [], 0
+
+
+def _sop_example(tokenizer: Any, chunk: list[list[int]], room: int, rng: random.Random) -> dict[str, Any] | None:
+    if len(chunk) >= 2:
+        cut = rng.randint(1, len(chunk) - 1)
+        a = [t for s in chunk[:cut] for t in s]
+        b = [t for s in chunk[cut:] for t in s]
+    else:
+        tokens = chunk[0]
+        if len(tokens) < 2:
+            return None
+        cut = rng.randint(1, len(tokens) - 1)
+        a, b = tokens[:cut], tokens[cut:]
+    while len(a) + len(b) > room:  # trim the longer part, from its far end
+        if len(a) > len(b):
+            a.pop(0)
+        else:
+            b.pop()
+    swapped = rng.random() < 0.5
+    if swapped:
+        a, b = b, a
+    ids = [tokenizer.cls_token_id, *a, tokenizer.sep_token_id, *b, tokenizer.sep_token_id]
+    return {
+        "input_ids": ids,
+        "attention_mask": [1] * len(ids),
+        "token_type_ids": [0] * (len(a) + 2) + [1] * (len(b) + 1),
+        "sentence_order_label": int(swapped),
+    }
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Masking
+
+
+class MlmSopCollator:
+    """Masks a batch of packed examples for MLM (labels ``-100`` where nothing is predicted) and pads it.
+
+    Args:
+        tokenizer: gives the special, ``[MASK]`` and pad ids, and which tokens continue a word (``##``).
+        mlm_probability: fraction of the (non-special) tokens to predict.
+        whole_word_masking: choose whole words (a token and its ``##`` continuations) rather than tokens.
+        seed: with each example's ``_epoch`` and ``_index``, seeds its masks.
+    """
+
+    def __init__(
+        self, tokenizer: Any, mlm_probability: float = 0.15, whole_word_masking: bool = False, seed: int = 42
+    ) -> None:
+        if not 0.0 < mlm_probability < 1.0:
+            raise ValueError(f"mlm_probability must lie in (0, 1), got {mlm_probability}")
+        self.tokenizer = tokenizer
+        self.mlm_probability = mlm_probability
+        self.whole_word_masking = whole_word_masking
+        self.seed = seed
+        vocab = tokenizer.get_vocab()
+        size = max(vocab.values()) + 1
+        self.special = np.zeros(size, dtype=bool)
+        self.special[list(tokenizer.all_special_ids)] = True
+        self.continuation = np.zeros(size, dtype=bool)
+        for token, i in vocab.items():
+            self.continuation[i] = token.startswith("##")
+        self.random_ids = np.flatnonzero(~self.special)
+
+    def mask(self, ids: Sequence[int], epoch: int, index: int) -> tuple[list[int], list[int]]:
+        """``(masked input ids, labels)`` of one example."""
+        rng = np.random.default_rng([self.seed, epoch, index])
+        ids_arr = np.asarray(ids)
+        candidates = np.flatnonzero(~self.special[ids_arr])
+        labels = np.full(len(ids_arr), -100, dtype=np.int64)
+        if not len(candidates):
+            return list(ids), labels.tolist()
+        budget = max(1, round(len(candidates) * self.mlm_probability))
+        if self.whole_word_masking:
+            words: list[list[int]] = []
+            for position in candidates:
+                if words and self.continuation[ids_arr[position]] and words[-1][-1] == position - 1:
+                    words[-1].append(int(position))
+                else:
+                    words.append([int(position)])
+            chosen: list[int] = []
+            for w in rng.permutation(len(words)):
+                if len(chosen) + len(words[w]) > budget and chosen:
+                    continue
+                chosen += words[w]
+                if len(chosen) >= budget:
+                    break
+            picked = np.array(sorted(chosen))
+        else:
+            picked = np.sort(rng.choice(candidates, size=budget, replace=False))
+        labels[picked] = ids_arr[picked]
+        out = ids_arr.copy()
+        roll = rng.random(len(picked))
+        out[picked[roll < 0.8]] = self.tokenizer.mask_token_id
+        randomised = picked[(roll >= 0.8) & (roll < 0.9)]
+        out[randomised] = rng.choice(self.random_ids, size=len(randomised))
+        return out.tolist(), labels.tolist()
+
+    def __call__(self, features: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        masked = []
+        for f in features:
+            ids, labels = self.mask(f["input_ids"], f.get("_epoch", 0), f.get("_index", 0))
+            masked.append({**f, "input_ids": ids, "labels": labels})
+        return pad_batch(masked, self.tokenizer.pad_token_id)
+
+
+def evaluate_pretraining(
+    model: torch.nn.Module,
+    features: Sequence[dict[str, Any]],
+    collate: MlmSopCollator,
+    batch_size: int = 64,
+    device: torch.device | str = "cpu",
+    autocast: Any = None,
+) -> dict[str, float]:
+    """Loss, masked-token accuracy and sentence-order accuracy on held-out packed examples."""
+    import contextlib
+
+    autocast = autocast or contextlib.nullcontext
+    was_training = model.training
+    model.eval()
+    loss = mlm_right = mlm_total = sop_right = count = 0.0
+    with torch.no_grad():
+        for start in range(0, len(features), batch_size):
+            batch = {k: v.to(device) for k, v in collate(features[start : start + batch_size]).items()}
+            with autocast():
+                out = model(**batch)
+            n = batch["input_ids"].shape[0]
+            loss += float(out.loss) * n
+            count += n
+            keep = batch["labels"].ne(-100)
+            mlm_right += float((out.prediction_logits.argmax(-1)[keep] == batch["labels"][keep]).sum())
+            mlm_total += float(keep.sum())
+            sop_right += float((out.sop_logits.argmax(-1) == batch["sentence_order_label"]).sum())
+    model.train(was_training)
+    return {
+        "loss": loss / max(count, 1),
+        "mlm_accuracy": mlm_right / max(mlm_total, 1),
+        "sop_accuracy": sop_right / max(count, 1),
+    }
+
+
+# --------------------------------------------------------------------------------------------------------------
+
+
+def pretrain_from_args(args: argparse.Namespace, info: DistributedInfo) -> dict[str, Any]:
+    """The ``pretrain`` command: vocabulary, model, streamed data, training; returns the training summary."""
+    import torch.distributed as dist
+
+    from ..tokenization import AutoTokenizer
+    from .trainer import set_seed
+
+    output_dir = Path(args.output_dir)
+    if args.tokenizer or args.model:
+        tokenizer = AutoTokenizer.from_pretrained(args.tokenizer or args.model)
+    else:
+        vocab_dir = output_dir / "tokenizer"
+        if info.is_main and not (vocab_dir / "vocab.txt").is_file():
+            train_wordpiece(args.corpus, args.vocab_size, vocab_dir, lowercase=not args.cased)
+        if info.world_size > 1:
+            dist.barrier()
+        tokenizer = AutoTokenizer.from_pretrained(vocab_dir)
+
+    set_seed(args.seed)
+    if args.model:
+        model = SqueezeBertForPreTraining.from_pretrained(args.model)
+    else:
+        if args.config is None:
+            config = SqueezeBertConfig()
+        elif os.path.isfile(args.config):
+            config = SqueezeBertConfig.from_dict(hub.read_json(args.config))
+        else:
+            config = SqueezeBertConfig.from_pretrained(args.config)
+        config = SqueezeBertConfig.from_dict(config.to_dict(), vocab_size=len(tokenizer))
+        if args.max_length > config.max_position_embeddings:
+            raise ValueError(
+                f"--max-length {args.max_length} exceeds the config's max_position_embeddings "
+                f"{config.max_position_embeddings}"
+            )
+        model = SqueezeBertForPreTraining(config)
+    if len(tokenizer) > model.config.vocab_size:
+        raise ValueError(f"the tokenizer has {len(tokenizer)} tokens, the model only {model.config.vocab_size}")
+
+    collate = MlmSopCollator(tokenizer, args.mlm_probability, args.whole_word_masking, args.seed)
+    corpus = list(args.corpus)
+    for path in corpus:
+        if not os.path.isfile(path):
+            raise ValueError(f"corpus file not found: {path!r}")
+
+    def stream(epoch: int) -> Iterator[dict[str, Any]]:
+        return packed_examples(tokenizer, corpus, args.max_length, args.seed, epoch)
+
+    num_examples = None
+    if not args.max_steps:  # epochs were asked for: count the packed examples in one streaming pass
+        num_examples = sum(1 for _ in stream(0))
+    evaluate = None
+    if args.validation_corpus:
+        held_out = list(packed_examples(tokenizer, args.validation_corpus, args.max_length, args.seed, 0))
+
+        def evaluate(m: Any, autocast: Any) -> dict[str, float]:
+            return evaluate_pretraining(m, held_out, collate, args.eval_batch_size, info.device, autocast)
+
+    training_args = TrainingArguments(
+        output_dir=args.output_dir,
+        num_epochs=args.epochs,
+        max_steps=args.max_steps,
+        batch_size=args.batch_size,
+        eval_batch_size=args.eval_batch_size,
+        gradient_accumulation_steps=args.gradient_accumulation_steps,
+        learning_rate=args.learning_rate,
+        weight_decay=args.weight_decay,
+        optimizer=args.optimizer,
+        schedule=args.schedule,
+        warmup_ratio=args.warmup_ratio,
+        warmup_steps=args.warmup_steps,
+        max_grad_norm=args.max_grad_norm or None,
+        bf16=args.bf16,
+        seed=args.seed,
+        eval_steps=args.eval_steps,
+        save_steps=args.save_steps,
+        save_total_limit=args.save_total_limit,
+        metric_for_best="loss" if evaluate else None,
+        greater_is_better=False,
+        logging_steps=args.logging_steps,
+        resume=args.resume,
+        progress=not args.no_progress,
+        no_cuda=args.no_cuda,
+    )
+
+    def save(m: Any, folder: str) -> None:
+        m.save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+
+    trainer = Trainer(
+        model,
+        training_args,
+        StreamSource(stream, num_examples),
+        collate,
+        evaluate=evaluate,
+        save_model=save,
+        dist_info=info,
+    )
+    return trainer.train()
