@@ -53,11 +53,12 @@ def validate_inputs(
             )
         shape = tuple(inputs_embeds.shape[:2])
     batch, seq = shape
+    name = "input_ids" if input_ids is not None else "inputs_embeds"
     if seq == 0:
-        raise ValueError("the input sequence is empty (seq length 0)")
+        raise ValueError(f"{name} holds an empty sequence (length 0)")
     if seq > config.max_position_embeddings:
         raise ValueError(
-            f"sequence length {seq} exceeds max_position_embeddings={config.max_position_embeddings}; "
+            f"{name} has sequence length {seq}, more than max_position_embeddings={config.max_position_embeddings}; "
             "truncate the input"
         )
     if attention_mask is not None and tuple(attention_mask.shape) != shape:
