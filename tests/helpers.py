@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 import torch
 import torch.nn.functional as F
 import transformers
@@ -24,6 +25,18 @@ import squeezebert
 
 transformers.logging.set_verbosity_error()
 transformers.logging.disable_progress_bar()
+
+
+@pytest.fixture
+def single_thread() -> Iterator[None]:
+    """The test models are tiny: one thread is faster, and much faster on a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
 
 ATOL = 2e-5
 RTOL = 2e-5

@@ -23,6 +23,7 @@ from helpers import (
     make_ours,
     oracle_cls,
     our_cls,
+    single_thread,  # noqa: F401  (fixture)
     state_dicts_equal,
     write_checkpoint,
 )
@@ -38,6 +39,8 @@ BASE = "SqueezeBertModel"
 SEQ_CLS = "SqueezeBertForSequenceClassification"
 TIED_ALIASES = {"cls.predictions.decoder.weight", "cls.predictions.decoder.bias"}
 REPO_ID = "test-org/tiny-squeezebert"
+
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def _hf_style_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:

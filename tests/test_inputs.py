@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import pytest
 import torch
-from helpers import HEADS, SMALL_CONFIGS, input_shape, make_ours
+from helpers import (
+    HEADS,
+    SMALL_CONFIGS,
+    input_shape,
+    make_ours,
+    single_thread,  # noqa: F401  (fixture)
+)
 
 CFG_NAME = "relu-h32"  # vocab 100, hidden 32, 2 layers, 4 heads, max positions 24, 3 token types
 CFG = SMALL_CONFIGS[CFG_NAME]
 BATCH, SEQ = 2, 5
 HEAD_IDS = [h.removeprefix("SqueezeBert") for h in HEADS]
+
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def _ids(head, seq=SEQ):

@@ -25,6 +25,7 @@ from helpers import (
     make_ours,
     oracle_and_ours,
     our_cls,
+    single_thread,  # noqa: F401  (fixture)
 )
 
 import squeezebert
@@ -40,6 +41,8 @@ OUTPUT_CLASSES = {
     "SqueezeBertForTokenClassification": "TokenClassifierOutput",
     "SqueezeBertForQuestionAnswering": "QuestionAnsweringModelOutput",
 }
+
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def test_public_api():
