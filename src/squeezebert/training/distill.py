@@ -85,11 +85,12 @@ class DistillationLoss:
 
 @torch.no_grad()
 def init_grouped_from_dense(student: nn.Module, dense_state: dict[str, Tensor]) -> list[str]:
-    """Copy a dense (``groups=1``) checkpoint into a grouped student of the same sizes.
+    """Copy a checkpoint with fewer groups (typically a dense ``groups=1`` teacher) into a grouped student of the
+    same sizes.
 
     Every tensor whose shape matches is copied; a grouped 1x1 convolution ``[out, in / G, 1]`` takes the ``G``
-    diagonal blocks of the dense ``[out, in, 1]`` weight (the connections a grouped layer keeps). Returns the names
-    of the student's parameters that had no counterpart.
+    diagonal blocks of the source weight seen as a full ``[out, in]`` matrix (the connections a grouped layer
+    keeps). Returns the names of the student's parameters that had no counterpart.
     """
     own = student.state_dict()
     convs = {name: m for name, m in student.named_modules() if isinstance(m, GroupedConv1x1)}
@@ -103,15 +104,29 @@ def init_grouped_from_dense(student: nn.Module, dense_state: dict[str, Tensor]) 
             target.copy_(source)
             continue
         module = convs.get(key.rsplit(".", 1)[0])
-        if (
-            module is None
-            or not key.endswith(".weight")
-            or source.shape != (module.out_channels, module.in_channels, 1)
-        ):
+        shape_ok = (
+            module is not None
+            and key.endswith(".weight")
+            and source.dim() == 3
+            and source.shape[0] == module.out_channels
+            and module.in_channels % source.shape[1] == 0
+        )
+        if not shape_ok:
             raise ValueError(
-                f"{key}: the dense checkpoint has shape {tuple(source.shape)}, student {tuple(target.shape)}"
+                f"{key}: the source checkpoint has shape {tuple(source.shape)}, the student {tuple(target.shape)}"
             )
+        full = _full_matrix(source[..., 0], module.in_channels // source.shape[1])
         g, out_g, in_g = module.groups, module.out_channels // module.groups, module.in_channels // module.groups
-        blocks = [source[i * out_g : (i + 1) * out_g, i * in_g : (i + 1) * in_g] for i in range(g)]
-        target.copy_(torch.cat(blocks, dim=0))
+        blocks = [full[i * out_g : (i + 1) * out_g, i * in_g : (i + 1) * in_g] for i in range(g)]
+        target.copy_(torch.cat(blocks, dim=0).unsqueeze(-1))
     return missing
+
+
+def _full_matrix(weight: Tensor, groups: int) -> Tensor:
+    """A grouped ``[out, in / groups]`` weight as the block-diagonal ``[out, in]`` matrix it stands for."""
+    out_channels, in_g = weight.shape
+    out_g = out_channels // groups
+    full = weight.new_zeros(out_channels, in_g * groups)
+    for i in range(groups):
+        full[i * out_g : (i + 1) * out_g, i * in_g : (i + 1) * in_g] = weight[i * out_g : (i + 1) * out_g]
+    return full

@@ -1,0 +1,124 @@
+"""Shared pieces of the training tests: a tiny word-level vocabulary and model config, toy data sets with a signal a
+small model learns in a few steps, and helpers that run the training command in-process or in a subprocess.
+
+(No tests here; the other ``test_training_*`` modules import these helpers.)
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import safetensors.torch
+import torch
+
+from squeezebert.tokenization import SqueezeBertTokenizerFast
+from squeezebert.training.cli import main as training_main
+
+SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+POSITIVE = ["good", "great", "lovely", "happy", "fine", "bright"]
+NEGATIVE = ["bad", "awful", "sad", "poor", "grim", "dull"]
+FILLER = ["the", "a", "movie", "day", "was", "is", "very", "and", "it", "food", "city", "old", "new", "man", "woman"]
+NAMES = ["paris", "london", "alice", "bob", "acme", "globex"]
+EXTRA = [".", ",", "?", "what", "who", "where", "went", "to", "met", "works", "at", "##s", "##ing", "##ed"]
+VOCAB = SPECIALS + POSITIVE + NEGATIVE + FILLER + NAMES + EXTRA
+
+TINY_CONFIG: dict[str, Any] = dict(
+    vocab_size=len(VOCAB),
+    hidden_size=32,
+    embedding_size=32,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    intermediate_size=64,
+    max_position_embeddings=128,
+    q_groups=2,
+    k_groups=2,
+    v_groups=2,
+    post_attention_groups=1,
+    intermediate_groups=2,
+    output_groups=2,
+)
+
+REPO_SRC = Path(__file__).resolve().parent.parent / "src"
+
+
+def write_tokenizer(folder: Path) -> Path:
+    """A BERT WordPiece tokenizer folder over :data:`VOCAB`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "vocab.txt").write_text("".join(t + "\n" for t in VOCAB), encoding="utf-8")
+    SqueezeBertTokenizerFast(vocab_file=folder / "vocab.txt").save_pretrained(folder)
+    return folder
+
+
+def write_config(path: Path, **overrides: Any) -> Path:
+    path.write_text(json.dumps({**TINY_CONFIG, **overrides}), encoding="utf-8")
+    return path
+
+
+def sentiment_rows(n: int, seed: int) -> list[dict[str, str]]:
+    """Sentences whose label is the sentiment word they contain."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        label = "pos" if i % 2 == 0 else "neg"
+        words = rng.sample(FILLER, 4) + [rng.choice(POSITIVE if label == "pos" else NEGATIVE)]
+        rng.shuffle(words)
+        rows.append({"text": " ".join(words), "label": label})
+    rng.shuffle(rows)
+    return rows
+
+
+def write_csv(path: Path, rows: list[dict[str, Any]], delimiter: str = ",") -> Path:
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, list(rows[0]), delimiter=delimiter)
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def train(argv: list[str]) -> int:
+    """Run ``python -m squeezebert.training`` in this process (no progress bars)."""
+    return training_main([*argv, "--no-progress"])
+
+
+def weights(folder: Path) -> dict[str, torch.Tensor]:
+    return safetensors.torch.load_file(str(folder / "model.safetensors"))
+
+
+def max_weight_difference(a: Path, b: Path) -> float:
+    wa, wb = weights(a), weights(b)
+    assert wa.keys() == wb.keys()
+    return max(float((wa[k].float() - wb[k].float()).abs().max()) for k in wa)
+
+
+def subprocess_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_SRC), env.get("PYTHONPATH", "")) if p)
+    env["OMP_NUM_THREADS"] = "1"
+    for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(key, None)
+    return env
+
+
+def run_python(args: list[str], timeout: float = 240) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, *args], env=subprocess_env(), capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
