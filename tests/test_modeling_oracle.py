@@ -5,9 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+import transformers
 from helpers import (
     CONFIG_NAMES,
     ENCODER_LAYER_NORM_EPS,
+    HEAD_CONFIG,
     HEADS,
     NUM_CHOICES,
     SMALL_CONFIGS,
@@ -19,14 +21,19 @@ from helpers import (
     config_kwargs,
     hand_hidden_states,
     hand_layer,
+    input_shape,
     make_inputs,
     make_labels,
     make_oracle,
     make_ours,
     oracle_and_ours,
+    oracle_cls,
     our_cls,
+    randomize_,
     single_thread,  # noqa: F401  (fixture)
 )
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import squeezebert
 
@@ -642,3 +649,65 @@ def test_layer_norm_eps_reaches_only_embeddings_and_mlm_head(tmp_path, head):
     oracle, ours = oracle_and_ours(tmp_path, "relu-h32", head, "oracle->ours", layer_norm_eps=1e-1)
     inputs = make_inputs(config_kwargs("relu-h32", head), head, "padded-types-positions")
     assert_outputs_match(ours(**inputs, output_hidden_states=True), oracle(**inputs, output_hidden_states=True))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Random architectures (hypothesis): any valid combination of sizes, group counts and activations
+
+
+def _divisors(n: int) -> list[int]:
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+@st.composite
+def random_configs(draw):
+    heads = draw(st.sampled_from([1, 2, 3, 4]))
+    hidden = heads * draw(st.sampled_from([4, 6, 8]))
+    intermediate = hidden * draw(st.sampled_from([1, 2, 3]))
+    both = [d for d in _divisors(hidden) if intermediate % d == 0]
+    return dict(
+        vocab_size=draw(st.integers(20, 80)),
+        hidden_size=hidden,
+        embedding_size=hidden,
+        num_hidden_layers=draw(st.integers(1, 3)),
+        num_attention_heads=heads,
+        intermediate_size=intermediate,
+        max_position_embeddings=16,
+        type_vocab_size=draw(st.integers(1, 3)),
+        hidden_act=draw(st.sampled_from(["gelu", "relu", "silu", "gelu_new"])),
+        q_groups=draw(st.sampled_from(_divisors(hidden))),
+        k_groups=draw(st.sampled_from(_divisors(hidden))),
+        v_groups=draw(st.sampled_from(_divisors(hidden))),
+        post_attention_groups=draw(st.sampled_from(_divisors(hidden))),
+        intermediate_groups=draw(st.sampled_from(both)),
+        output_groups=draw(st.sampled_from(both)),
+        layer_norm_eps=draw(st.sampled_from([1e-12, 1e-5])),
+    )
+
+
+@settings(
+    max_examples=15,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(cfg=random_configs(), head=st.sampled_from(HEADS), seq=st.integers(1, 16), padded=st.booleans())
+def test_random_architectures_match_oracle(tmp_path_factory, cfg, head, seq, padded):
+    cfg = {**cfg, **HEAD_CONFIG.get(head, {})}
+    torch.manual_seed(0)
+    oracle = randomize_(oracle_cls(head)(transformers.SqueezeBertConfig(**cfg))).eval()
+    folder = tmp_path_factory.mktemp("random")
+    oracle.save_pretrained(folder)
+    ours = our_cls(head).from_pretrained(folder)
+    gen = torch.Generator().manual_seed(seq)
+    shape = input_shape(head, 2, seq)
+    inputs = {
+        "input_ids": torch.randint(0, cfg["vocab_size"], shape, generator=gen),
+        "token_type_ids": torch.randint(0, cfg["type_vocab_size"], shape, generator=gen),
+    }
+    if padded and seq > 1:
+        inputs["attention_mask"] = torch.ones(shape, dtype=torch.long)
+        inputs["attention_mask"][0, ..., seq // 2 :] = 0
+    kwargs = {**inputs, "output_hidden_states": True, "output_attentions": True}
+    assert_outputs_match(ours(**kwargs), oracle(**kwargs))
