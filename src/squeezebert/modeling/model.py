@@ -208,7 +208,7 @@ class SqueezeBertForMaskedLM(_SqueezeBertWithHead):
         logits = self.cls(encoded.last_hidden_state)
         loss = None
         if labels is not None:
-            loss = F.cross_entropy(logits.view(-1, logits.shape[-1]), labels.view(-1), ignore_index=-100)
+            loss = F.cross_entropy(logits.view(-1, logits.shape[-1]), labels.view(-1).long(), ignore_index=-100)
         return {"loss": loss, "logits": logits}
 
 
@@ -248,7 +248,7 @@ class SqueezeBertForSequenceClassification(_SqueezeBertWithHead):
                 return F.mse_loss(logits.squeeze(), labels.squeeze().to(logits.dtype))
             return F.mse_loss(logits, labels.to(logits.dtype))
         if config.problem_type == "single_label_classification":
-            return F.cross_entropy(logits.view(-1, self.num_labels), labels.view(-1))
+            return F.cross_entropy(logits.view(-1, self.num_labels), labels.view(-1).long())
         return F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
 
 
@@ -288,7 +288,7 @@ class SqueezeBertForMultipleChoice(_SqueezeBertWithHead):
 
     def head(self, encoded: BaseModelOutputWithPooling, labels: Tensor | None) -> dict[str, Tensor | None]:
         logits = self.classifier(self.dropout(encoded.pooler_output)).view(-1, self._num_choices)
-        loss = None if labels is None else F.cross_entropy(logits, labels.view(-1))
+        loss = None if labels is None else F.cross_entropy(logits, labels.view(-1).long())
         return {"loss": loss, "logits": logits}
 
 
@@ -308,7 +308,7 @@ class SqueezeBertForTokenClassification(_SqueezeBertWithHead):
         logits = self.classifier(self.dropout(encoded.last_hidden_state))
         loss = None
         if labels is not None:
-            loss = F.cross_entropy(logits.view(-1, self.num_labels), labels.view(-1), ignore_index=-100)
+            loss = F.cross_entropy(logits.view(-1, self.num_labels), labels.view(-1).long(), ignore_index=-100)
         return {"loss": loss, "logits": logits}
 
 
@@ -361,8 +361,8 @@ class SqueezeBertForQuestionAnswering(_SqueezeBertWithHead):
         loss = None
         if start_positions is not None and end_positions is not None:
             ignored = start_logits.shape[1]
-            start = start_positions.view(-1).clamp(0, ignored)
-            end = end_positions.view(-1).clamp(0, ignored)
+            start = start_positions.view(-1).long().clamp(0, ignored)
+            end = end_positions.view(-1).long().clamp(0, ignored)
             loss = (
                 F.cross_entropy(start_logits, start, ignore_index=ignored)
                 + F.cross_entropy(end_logits, end, ignore_index=ignored)
