@@ -118,7 +118,8 @@ class QuestionAnsweringPipeline(Pipeline):
         _, context = as_question_context(item)
         answers: dict[str, dict[str, Any]] = {}  # by lower-cased text: the same answer found twice adds up
         null_score = 1.0
-        candidates_per_window = params["top_k"] * 2 + 10
+        # word alignment can fold several token spans into one answer: look at more candidates then
+        candidates_per_window = params["top_k"] * 2 + 10 if params["align_to_words"] else params["top_k"]
         for row, output in zip(rows, outputs, strict=True):
             length = len(row["input_ids"])
             allowed = torch.tensor(row["in_context"])
