@@ -158,7 +158,8 @@ def finetune(name: str, work: Path, paths: dict[str, Path], args: argparse.Names
     shutil.rmtree(out, ignore_errors=True)
     argv = ["train", "--train-file", str(paths["train"]), "--validation-file", str(paths["valid"])]
     argv += ["--output-dir", str(out), "--max-length", str(args.max_length), "--batch-size", "32"]
-    argv += ["--seed", str(args.seed), "--warmup-ratio", "0.1", "--no-progress", *extra]
+    argv += ["--seed", str(args.seed), "--warmup-ratio", "0.1", "--group-by-length"]
+    argv += ["--no-progress", *extra]
     print(f"[{name}] python -m squeezebert.training {' '.join(argv)}", file=sys.stderr)
     start = time.perf_counter()
     if training_main(argv) != 0:
@@ -202,9 +203,9 @@ def main() -> int:
     parser.add_argument("--work-dir", default="chatterbot_eval", help="where data splits and models go")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--max-length", type=int, default=64)
-    parser.add_argument("--epochs-random", type=int, default=10)
-    parser.add_argument("--epochs-pretrained", type=int, default=8)
-    parser.add_argument("--epochs-student", type=int, default=8)
+    parser.add_argument("--epochs-random", type=int, default=8)
+    parser.add_argument("--epochs-pretrained", type=int, default=5)
+    parser.add_argument("--epochs-student", type=int, default=5)
     parser.add_argument("--retrain", action="store_true", help="train again even if a finished run is in --work-dir")
     args = parser.parse_args()
 

@@ -137,6 +137,14 @@ def test_early_stopping_and_sources(tmp_path: Path) -> None:
     assert list(source.chunks(0, 4, 0, 1)) != list(source.chunks(1, 4, 0, 1))
     assert list(source.chunks(0, 4, 1, 1)) == list(source.chunks(0, 4, 0, 1))[1:]
     assert [len(c) for c in source.chunks(0, 4, 0, 3)] == [4, 4]  # a 2-example tail cannot feed 3 processes
+    lengths = [random.Random(i).randint(1, 100) for i in range(230)]
+    grouped = ListSource(list(range(230)), seed=2, lengths=lengths)
+    order = grouped.order(0, 8)
+    assert sorted(order) == list(range(230)) and order == grouped.order(0, 8) != grouped.order(1, 8)
+    spread = [
+        max(lengths[i] for i in order[k : k + 8]) - min(lengths[i] for i in order[k : k + 8]) for k in range(0, 224, 8)
+    ]
+    assert sum(spread) / len(spread) < 20  # random batches of 8 spread over ~75 of the 100 lengths
     stream = StreamSource(lambda epoch: iter(range(10)), num_examples=10)
     assert list(stream.chunks(0, 4, 1, 1)) == [[4, 5, 6, 7], [8, 9]]
     assert stream.steps_per_epoch(4, 1) == 3

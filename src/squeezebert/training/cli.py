@@ -77,6 +77,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     g.add_argument("--label-separator", default=";", help="separator of multi-label cells in CSV / TSV (';')")
     g.add_argument("--max-length", type=int, default=128, help="longest sequence in tokens (default 128)")
     g.add_argument("--doc-stride", type=int, default=128, help="tokens shared by consecutive QA windows")
+    g.add_argument("--group-by-length", action="store_true", help="batch examples of similar length (less padding)")
     g = parser.add_argument_group("model")
     g.add_argument("--model", default=None, help="start from this checkpoint (folder or hub id)")
     g.add_argument("--config", default=None, help="start from random weights with this config (folder or .json)")
@@ -174,6 +175,11 @@ def _build_model(args: argparse.Namespace, task: Task, tokenizer: Any) -> modeli
     return model
 
 
+def _length(feature: dict[str, Any]) -> int:
+    ids = feature["input_ids"]
+    return max(len(seq) for seq in ids) if ids and isinstance(ids[0], list) else len(ids)
+
+
 def run_train(args: argparse.Namespace) -> int:
     """Fine-tune a model as ``args`` (from :func:`add_train_arguments`) says; returns the exit status."""
     from ..tokenization import AutoTokenizer
@@ -254,7 +260,9 @@ def run_train(args: argparse.Namespace) -> int:
     trainer = Trainer(
         model,
         training_args,
-        ListSource(train_features, args.seed),
+        ListSource(
+            train_features, args.seed, lengths=[_length(f) for f in train_features] if args.group_by_length else None
+        ),
         task.collate,
         evaluate=evaluate if eval_features else None,
         loss_fn=loss_fn,

@@ -114,27 +114,47 @@ class TrainerState:
 class ListSource:
     """A list of features, reshuffled every epoch with a generator seeded by ``(seed, epoch)``.
 
-    The last, smaller global batch is kept when every process gets at least one example of it.
+    With ``lengths`` (one per feature), batches group examples of similar length, so they need less padding: each
+    run of 50 shuffled global batches is sorted by length and cut into batches, and the batches are shuffled. The
+    last, smaller global batch is kept when every process gets at least one example of it.
     """
 
-    def __init__(self, features: Sequence[Any], seed: int = 42, shuffle: bool = True) -> None:
+    def __init__(
+        self, features: Sequence[Any], seed: int = 42, shuffle: bool = True, lengths: Sequence[int] | None = None
+    ) -> None:
         if not features:
             raise ValueError("the training set is empty")
+        if lengths is not None and len(lengths) != len(features):
+            raise ValueError(f"got {len(lengths)} lengths for {len(features)} features")
         self.features = features
         self.seed = seed
         self.shuffle = shuffle
+        self.lengths = lengths
 
     def steps_per_epoch(self, global_batch: int, world_size: int) -> int:
         full, rest = divmod(len(self.features), global_batch)
         return full + (1 if rest >= world_size else 0)
 
-    def chunks(self, epoch: int, global_batch: int, skip: int, world_size: int) -> Iterator[list[Any]]:
+    def order(self, epoch: int, global_batch: int) -> list[int]:
+        """The feature indices of ``epoch`` in training order."""
         n = len(self.features)
-        if self.shuffle:
-            generator = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
-            order = torch.randperm(n, generator=generator).tolist()
-        else:
-            order = list(range(n))
+        if not self.shuffle:
+            return list(range(n))
+        generator = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
+        order = torch.randperm(n, generator=generator).tolist()
+        if self.lengths is None:
+            return order
+        span = 50 * global_batch
+        batches = []
+        for start in range(0, n, span):
+            group = sorted(order[start : start + span], key=lambda i: -self.lengths[i])
+            batches += [group[k : k + global_batch] for k in range(0, len(group), global_batch)]
+        tail = [batches.pop()] if len(batches[-1]) < global_batch else []
+        shuffled = [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
+        return [i for batch in shuffled + tail for i in batch]
+
+    def chunks(self, epoch: int, global_batch: int, skip: int, world_size: int) -> Iterator[list[Any]]:
+        order = self.order(epoch, global_batch)
         for step in range(skip, self.steps_per_epoch(global_batch, world_size)):
             yield [self.features[i] for i in order[step * global_batch : (step + 1) * global_batch]]
 
