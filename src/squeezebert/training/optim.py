@@ -129,8 +129,9 @@ def build_optimizer(
 def build_schedule(
     optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: int = 0, kind: str = "linear"
 ) -> LambdaLR:
-    """Linear warm-up over ``warmup_steps`` from 0 to the base rate, then ``kind``: linear decay to 0 at
-    ``total_steps``, half-cosine decay to 0, or constant."""
+    """Linear warm-up over ``warmup_steps`` (step ``s`` runs at ``(s + 1) / (warmup_steps + 1)`` of the base rate, so
+    no step is wasted at rate 0), then ``kind``: linear decay to 0 at ``total_steps``, half-cosine decay to 0, or
+    constant."""
     if kind not in SCHEDULES:
         raise ValueError(f"schedule must be one of {SCHEDULES}, got {kind!r}")
     if total_steps <= 0:

@@ -97,7 +97,7 @@ class SequenceClassificationTask(Task):
     """Single-label, multi-label or regression targets for one text or a text pair (GLUE style).
 
     Rows are ``{"text": str, "text_pair": str | None, "label": Any}``; labels are names (single-label), lists of
-    names (multi-label) or numbers (regression).
+    names or ``separator``-joined names (multi-label), or numbers (regression).
     """
 
     name = "sequence-classification"
@@ -109,8 +109,10 @@ class SequenceClassificationTask(Task):
         labels: Sequence[str] | None,
         problem_type: str = "single_label_classification",
         max_length: int = 128,
+        separator: str = ";",
     ) -> None:
         super().__init__(tokenizer, max_length)
+        self.separator = separator
         if problem_type not in PROBLEM_TYPES:
             raise ValueError(f"problem_type must be one of {PROBLEM_TYPES}, got {problem_type!r}")
         self.problem_type = problem_type
@@ -135,11 +137,7 @@ class SequenceClassificationTask(Task):
             names = discover_labels(n for r in rows for n in split_labels(r["label"], separator))
         else:
             names = discover_labels(r["label"] for r in rows)
-        task = cls(tokenizer, names, problem_type, max_length)
-        task.separator = separator
-        return task
-
-    separator = ";"
+        return cls(tokenizer, names, problem_type, max_length, separator)
 
     def config_overrides(self) -> dict[str, Any]:
         if self.problem_type == "regression":
