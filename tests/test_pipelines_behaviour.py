@@ -187,6 +187,18 @@ def test_embeddings_accept_a_head_model_object(checkpoints: Checkpoints) -> None
     assert_close_results(pipe(TEXTS[:3]), make("embeddings", checkpoints["mlm"])(TEXTS[:3]))
 
 
+def test_int8(checkpoints: Checkpoints) -> None:
+    if not hasattr(squeezebert, "quantize_dynamic"):
+        pytest.skip("squeezebert.quantize_dynamic is not available yet")
+    float_pipe = make("embeddings", checkpoints["mlm"])
+    int8_pipe = squeezebert.pipeline("embeddings", model=checkpoints["mlm"], int8=True)
+    assert int8_pipe.model is not float_pipe.model
+    for a, b in zip(int8_pipe(TEXTS), float_pipe(TEXTS), strict=True):
+        assert float(torch.tensor(a) @ torch.tensor(b)) > 0.98  # unit vectors: cosine similarity
+    with pytest.raises(ValueError, match="CPU"):
+        squeezebert.pipeline("embeddings", model=checkpoints["mlm"], int8=True, device="meta")
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Long inputs
 

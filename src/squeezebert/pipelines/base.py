@@ -15,6 +15,7 @@ sub-batches, and hands the results back in input order (a list for a list, a str
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import sys
 from collections.abc import Iterable, Iterator
@@ -25,9 +26,16 @@ import torch
 from ..modeling import SqueezeBertModel, SqueezeBertPreTrainedModel
 from ..tokenization import AutoTokenizer
 
+logger = logging.getLogger("squeezebert")
+
 Row = dict[str, Any]  # "input_ids", "token_type_ids" (lists of ints) and whatever postprocess needs
 LIST_CHUNK = 1024  # inputs of a list are sorted by length this many at a time
 PROGRESS_MIN_INPUTS = 64  # inputs shorter than this never show a progress bar
+
+
+class _DropUnusedWeightsWarning(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "checkpoint weights not used" not in str(record.msg)
 
 
 def load_model(model: Any, model_class: type[SqueezeBertPreTrainedModel]) -> SqueezeBertPreTrainedModel:
@@ -36,7 +44,15 @@ def load_model(model: Any, model_class: type[SqueezeBertPreTrainedModel]) -> Squ
     For the bare encoder (``SqueezeBertModel``) any SqueezeBERT model object will do: its encoder is used.
     """
     if isinstance(model, (str, os.PathLike)):
-        return model_class.from_pretrained(model)
+        if model_class is not SqueezeBertModel:
+            return model_class.from_pretrained(model)
+        # the encoder of a task checkpoint: leaving its head out is the point, not worth a warning
+        quiet = _DropUnusedWeightsWarning()
+        logger.addFilter(quiet)
+        try:
+            return model_class.from_pretrained(model)
+        finally:
+            logger.removeFilter(quiet)
     if not isinstance(model, SqueezeBertPreTrainedModel):
         raise TypeError(f"model must be a folder, a hub id or a SqueezeBERT model, not {type(model).__name__}")
     if model_class is SqueezeBertModel:
@@ -50,8 +66,8 @@ def int8_model(model: torch.nn.Module) -> torch.nn.Module:
     """The dynamically int8-quantised copy of ``model`` (CPU only)."""
     try:
         from .. import quantize_dynamic
-    except ImportError:  # the package's own quantiser is missing: torch's covers the linear layers
-        return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+    except ImportError:
+        raise ValueError("int8=True needs squeezebert.quantize_dynamic, which this version does not have") from None
     return quantize_dynamic(model)
 
 
