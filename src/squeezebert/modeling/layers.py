@@ -24,8 +24,10 @@ from torch import nn
 
 from ..config import SqueezeBertConfig
 
-# Rows of tokens per feed-forward chunk at inference: keeps the (groups, rows, intermediate / groups) activation
-# in cache and bounds the memory a large batch adds.
+# At inference a layer runs on sub-batches of whole sequences of about LAYER_CHUNK_TOKENS tokens, and its
+# feed-forward block on chunks of FFN_CHUNK_ROWS tokens: the (groups, rows, intermediate / groups) activation stays
+# in cache, and the memory a large batch adds stays bounded.
+LAYER_CHUNK_TOKENS = 1024
 FFN_CHUNK_ROWS = 512
 
 
@@ -79,7 +81,8 @@ class GroupedConv1x1(nn.Module):
     """A 1x1 ``Conv1d`` with ``groups``, applied to channels-last input ``[..., in_channels]``.
 
     ``weight`` is ``[out_channels, in_channels / groups, 1]`` and ``bias`` is ``[out_channels]``, as in
-    ``nn.Conv1d``, so state dicts are interchangeable with the reference.
+    ``nn.Conv1d``, so state dicts are interchangeable with the reference. The int8 projection of
+    :mod:`squeezebert.quantization` has the same methods and replaces it in place.
     """
 
     def __init__(self, in_channels: int, out_channels: int, groups: int) -> None:
@@ -106,27 +109,47 @@ class GroupedConv1x1(nn.Module):
         """``(tokens, in)`` -> ``(groups, tokens, in / groups)``, a strided view."""
         return x.view(x.shape[0], self.groups, self.in_channels // self.groups).transpose(0, 1)
 
+    def out_groups(self, y: torch.Tensor) -> torch.Tensor:
+        """``(tokens, out)`` -> ``(groups, tokens, out / groups)``, a strided view (for :meth:`accumulate`)."""
+        return y.view(y.shape[0], self.groups, self.out_channels // self.groups).transpose(0, 1)
+
     def grouped(self, x_groups: torch.Tensor) -> torch.Tensor:
         """The convolution on input already in group layout: ``(G, tokens, in/G)`` -> ``(G, tokens, out/G)``."""
+        if self.groups == 1:
+            return torch.addmm(self.bias, x_groups[0], self.group_weight()[0]).unsqueeze(0)
         return torch.baddbmm(self.group_bias(), x_groups, self.group_weight())
+
+    def accumulate(self, x_groups: torch.Tensor, out_groups: torch.Tensor) -> None:
+        """``out_groups += x_groups @ W`` in place, without the bias; ``out_groups`` may be a strided view.
+
+        Writing straight into a ``(G, tokens, out/G)`` view of a ``(tokens, out)`` buffer that already holds the
+        residual and the bias saves the copy out of group layout, the bias copy and the residual add.
+        """
+        if self.groups == 1:
+            out_groups[0].addmm_(x_groups[0], self.group_weight()[0])
+        else:
+            out_groups.baddbmm_(x_groups, self.group_weight())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         leading = x.shape[:-1]
         x = x.reshape(-1, self.in_channels)
-        if self.groups == 1:
-            y = F.linear(x, self.weight.squeeze(-1), self.bias)
-        else:
-            y = from_groups(self.grouped(self.to_groups(x)))
-        return y.view(*leading, self.out_channels)
+        return from_groups(self.grouped(self.to_groups(x))).view(*leading, self.out_channels)
 
 
-def from_groups(y_groups: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
-    """``(G, tokens, c)`` -> ``(tokens, G * c)`` (one copy, into ``out`` when given)."""
+def from_groups(y_groups: torch.Tensor) -> torch.Tensor:
+    """``(G, tokens, c)`` -> ``(tokens, G * c)`` (one copy, none when ``G == 1``)."""
     groups, tokens, c = y_groups.shape
-    if out is None:
-        return y_groups.transpose(0, 1).reshape(tokens, groups * c)
-    out.view(tokens, groups, c).copy_(y_groups.transpose(0, 1))
-    return out
+    if groups == 1:
+        return y_groups[0]
+    return y_groups.transpose(0, 1).reshape(tokens, groups * c)
+
+
+def _fast_inference() -> bool:
+    """True when no autograd graph is recorded: in-place activations and fused residual writes are safe.
+
+    Not under ``torch.compile``, which fuses the plain path itself (and cannot lower in-place matmuls into views).
+    """
+    return not torch.is_grad_enabled() and not torch.compiler.is_compiling()
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -172,7 +195,13 @@ class SqueezeBertEmbeddings(nn.Module):
 
 
 class SqueezeBertSelfAttention(nn.Module):
-    """Multi-head self-attention whose Q, K and V projections are grouped 1x1 convolutions."""
+    """Multi-head self-attention whose Q, K and V projections are grouped 1x1 convolutions.
+
+    With equal Q/K/V group counts ``G`` that divide the heads, Q, K and V come out of one fused grouped matmul as
+    ``(G, tokens, 3 * C/G)``, and each of q, k, v is a strided *view* of it shaped ``(G * batch, heads/G, seq, d)``:
+    group g's heads of sequence b sit at batch index ``g * batch + b``. Attention never needs them contiguous, so
+    the heads are split without a copy; the context is gathered back to ``(tokens, C)`` with one copy.
+    """
 
     def __init__(self, config: SqueezeBertConfig) -> None:
         super().__init__()
@@ -186,6 +215,8 @@ class SqueezeBertSelfAttention(nn.Module):
         groups = config.q_groups
         # One fused QKV matmul needs equal group counts and group boundaries on head boundaries.
         self.fused_qkv = config.k_groups == groups == config.v_groups and self.num_heads % groups == 0
+        # A fused QKV projection module with GroupedConv1x1's ``grouped`` (set by ``quantize_dynamic``).
+        self.qkv: nn.Module | None = None
         self._qkv_cache: tuple[tuple, torch.Tensor, torch.Tensor] | None = None
 
     def _qkv_weight_and_bias(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -195,28 +226,32 @@ class SqueezeBertSelfAttention(nn.Module):
         """
         convs = (self.query, self.key, self.value)
         tensors = [t for conv in convs for t in (conv.weight, conv.bias)]
-        needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
-        key = tuple((t.data_ptr(), t._version, t.dtype, t.device) for t in tensors)
-        if not needs_grad and self._qkv_cache is not None and self._qkv_cache[0] == key:
+        cacheable = not (torch.is_grad_enabled() and any(t.requires_grad for t in tensors))
+        cacheable = cacheable and not (torch.compiler.is_compiling() or torch.jit.is_tracing())
+        key = tuple((t.data_ptr(), t._version, t.dtype, t.device) for t in tensors) if cacheable else ()
+        if cacheable and self._qkv_cache is not None and self._qkv_cache[0] == key:
             return self._qkv_cache[1], self._qkv_cache[2]
         weight = torch.cat([conv.group_weight() for conv in convs], dim=2)
         bias = torch.cat([conv.group_bias() for conv in convs], dim=2)
-        if not needs_grad:
-            self._qkv_cache = (key, weight, bias)
+        self._qkv_cache = (key, weight, bias) if cacheable else None
         return weight, bias
 
-    def _project_qkv(self, x: torch.Tensor, batch: int, seq: int) -> tuple[torch.Tensor, ...]:
-        """``x`` ``(tokens, C)`` -> q, k, v, each ``[batch, heads, seq, head_size]``."""
+    def _project_qkv(self, x: torch.Tensor, batch: int, seq: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``x`` ``(tokens, C)`` -> q, k, v, each ``(G * batch, heads / G, seq, d)`` (G = 1 when not fused)."""
         heads, d = self.num_heads, self.head_size
         if not self.fused_qkv:
             return tuple(
                 conv(x).view(batch, seq, heads, d).transpose(1, 2) for conv in (self.query, self.key, self.value)
             )
         groups = self.query.groups
-        weight, bias = self._qkv_weight_and_bias()
-        qkv = torch.baddbmm(bias, self.query.to_groups(x), weight)  # (G, tokens, 3 * heads/G * d)
-        qkv = qkv.view(groups, batch, seq, 3, heads // groups, d).permute(3, 1, 0, 4, 2, 5)
-        return qkv.reshape(3, batch, heads, seq, d).unbind(0)  # the one copy that splits the heads
+        x_groups = self.query.to_groups(x)
+        if self.qkv is not None:
+            qkv = self.qkv.grouped(x_groups)
+        else:
+            weight, bias = self._qkv_weight_and_bias()
+            qkv = torch.baddbmm(bias, x_groups, weight)  # (G, tokens, 3 * heads/G * d)
+        qkv = qkv.view(groups * batch, seq, 3, heads // groups, d)
+        return qkv[:, :, 0].transpose(1, 2), qkv[:, :, 1].transpose(1, 2), qkv[:, :, 2].transpose(1, 2)
 
     def forward(
         self,
@@ -232,6 +267,10 @@ class SqueezeBertSelfAttention(nn.Module):
         Returns the context ``(tokens, C)`` and, if asked, the attention weights ``[batch, heads, seq, seq]``.
         """
         q, k, v = self._project_qkv(x, batch, seq)
+        groups = q.shape[0] // batch
+        heads_per_group = self.num_heads // groups
+        if mask is not None and groups > 1:
+            mask = mask.repeat(groups, 1, 1, 1)  # batch index g * batch + b -> sequence b
         dropout = self.dropout_prob if self.training else 0.0
         probs = None
         if output_attentions or head_mask is not None:
@@ -240,11 +279,17 @@ class SqueezeBertSelfAttention(nn.Module):
                 scores = scores + mask
             probs = F.dropout(torch.softmax(scores, dim=-1), dropout, self.training)
             if head_mask is not None:
-                probs = probs * head_mask.view(1, -1, 1, 1).to(probs.dtype)
+                scale = head_mask.to(probs.dtype).view(groups, 1, heads_per_group, 1, 1)
+                probs = (probs.view(groups, batch, heads_per_group, seq, seq) * scale).view(probs.shape)
             context = torch.matmul(probs, v)
+            if output_attentions:  # back to [batch, heads, seq, seq] with head index g * heads/G + j
+                probs = probs.view(groups, batch, heads_per_group, seq, seq).transpose(0, 1)
+                probs = probs.reshape(batch, self.num_heads, seq, seq)
         else:
             context = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)
-        context = context.transpose(1, 2).reshape(batch * seq, self.num_heads * self.head_size)
+        # (G * batch, heads/G, seq, d) -> (batch, seq, G, heads/G, d) -> (tokens, C): the one copy
+        context = context.view(groups, batch, heads_per_group, seq, self.head_size).permute(1, 3, 0, 2, 4)
+        context = context.reshape(batch * seq, self.num_heads * self.head_size)
         return context, (probs if output_attentions else None)
 
 
@@ -262,11 +307,20 @@ class ConvResidualNorm(nn.Module):
         self.dropout = nn.Dropout(dropout_prob)
 
     def forward(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
-        return self.norm(self.conv1d(x), residual)
+        """``x`` ``(tokens, cin)``, ``residual`` ``(tokens, cout)`` -> ``LayerNorm(residual + dropout(conv(x)))``."""
+        return self.layernorm(self.residual_sum(self.conv1d.to_groups(x), residual))
 
-    def norm(self, y: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
-        """The part after the convolution: dropout, residual, LayerNorm."""
-        return self.layernorm(self.dropout(y) + residual)
+    def residual_sum(self, x_groups: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        """``residual + dropout(conv(x))`` for ``x`` in group layout ``(G, tokens, cin/G)``.
+
+        At inference the convolution accumulates into ``residual + bias`` (no intermediate output).
+        """
+        conv = self.conv1d
+        if not _fast_inference() or (self.training and self.dropout.p > 0):
+            return self.dropout(from_groups(conv.grouped(x_groups))) + residual
+        out = residual + conv.bias
+        conv.accumulate(x_groups, conv.out_groups(out))
+        return out
 
 
 class ConvActivation(nn.Module):
@@ -278,52 +332,67 @@ class ConvActivation(nn.Module):
         self.act, self.act_inplace = get_activation(act)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.act(self.conv1d(x))
+        return from_groups(self.grouped(self.conv1d.to_groups(x)))
+
+    def grouped(self, x_groups: torch.Tensor) -> torch.Tensor:
+        """act(conv(x)) in group layout, the activation in place when no gradient is recorded."""
+        y = self.conv1d.grouped(x_groups)
+        if self.act_inplace is not None and _fast_inference():
+            return self.act_inplace(y)
+        return self.act(y)
 
 
 class SqueezeBertLayer(nn.Module):
-    """One encoder layer: attention, post-attention projection, feed-forward (intermediate + output)."""
+    """One encoder layer: attention, post-attention projection, feed-forward (intermediate + output).
+
+    At inference a batch of more than ``LAYER_CHUNK_TOKENS`` tokens goes through the layer in sub-batches of whole
+    sequences (sequences never interact within a layer), and the feed-forward block in chunks of
+    ``FFN_CHUNK_ROWS`` tokens, so the intermediate tensors stay cache-sized and under glibc's mmap threshold.
+    """
 
     def __init__(self, config: SqueezeBertConfig) -> None:
         super().__init__()
-        c, i, eps, p = (
-            config.hidden_size,
-            config.intermediate_size,
-            config.layer_norm_eps,
-            config.hidden_dropout_prob,
-        )
+        c, i, p = config.hidden_size, config.intermediate_size, config.hidden_dropout_prob
+        eps = 1e-12  # the reference's encoder LayerNorms ignore config.layer_norm_eps
         self.attention = SqueezeBertSelfAttention(config)
         self.post_attention = ConvResidualNorm(c, c, config.post_attention_groups, p, eps)
         self.intermediate = ConvActivation(c, i, config.intermediate_groups, config.hidden_act)
         self.output = ConvResidualNorm(i, c, config.output_groups, p, eps)
         # The intermediate's output group g is the output conv's input group g: stay in group layout between them.
-        self.ffn_in_groups = config.intermediate_groups == config.output_groups > 1
+        self.ffn_in_groups = config.intermediate_groups == config.output_groups
 
-    def _feed_forward(self, x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
-        """output_conv(act(intermediate_conv(x))) for ``x`` ``(rows, C)``, without the residual/LayerNorm."""
-        if not self.ffn_in_groups:
-            return self.output.conv1d(self.intermediate(x))
-        inter = self.intermediate.conv1d.grouped(self.intermediate.conv1d.to_groups(x))
-        act_inplace = self.intermediate.act_inplace
-        if act_inplace is not None and not torch.is_grad_enabled():
-            act_inplace(inter)
-        else:
-            inter = self.intermediate.act(inter)
-        return from_groups(self.output.conv1d.grouped(inter), out)
+    def _ffn_input(self, x: torch.Tensor) -> torch.Tensor:
+        """act(intermediate(x)) for ``x`` ``(rows, C)``, in the output conv's group layout."""
+        inter = self.intermediate.grouped(self.intermediate.conv1d.to_groups(x))
+        return inter if self.ffn_in_groups else self.output.conv1d.to_groups(from_groups(inter))
 
     def feed_forward(self, x: torch.Tensor) -> torch.Tensor:
-        """The feed-forward projections over all tokens; chunked over rows when no gradient is recorded."""
+        """``x + dropout(output(act(intermediate(x))))``, before the last LayerNorm.
+
+        Without gradients the output conv accumulates chunk by chunk into ``x + bias``.
+        """
         rows = x.shape[0]
-        if torch.is_grad_enabled() or rows <= FFN_CHUNK_ROWS:
-            return self._feed_forward(x)
-        out = x.new_empty(rows, self.output.conv1d.out_channels)
+        if not _fast_inference() or rows <= FFN_CHUNK_ROWS:
+            return self.output.residual_sum(self._ffn_input(x), x)
+        conv = self.output.conv1d
+        out = x + conv.bias
         for start in range(0, rows, FFN_CHUNK_ROWS):
             stop = min(start + FFN_CHUNK_ROWS, rows)
-            if self.ffn_in_groups:
-                self._feed_forward(x[start:stop], out[start:stop])
-            else:
-                out[start:stop] = self._feed_forward(x[start:stop])
+            conv.accumulate(self._ffn_input(x[start:stop]), conv.out_groups(out[start:stop]))
         return out
+
+    def _forward(
+        self,
+        x: torch.Tensor,
+        batch: int,
+        seq: int,
+        mask: torch.Tensor | None,
+        head_mask: torch.Tensor | None,
+        output_attentions: bool,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        context, probs = self.attention(x, batch, seq, mask, head_mask, output_attentions)
+        x = self.post_attention(context, x)
+        return self.output.layernorm(self.feed_forward(x)), probs
 
     def forward(
         self,
@@ -335,10 +404,16 @@ class SqueezeBertLayer(nn.Module):
         output_attentions: bool,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``x`` ``(tokens, C)`` -> ``(tokens, C)`` and the attention weights if asked."""
-        context, probs = self.attention(x, batch, seq, mask, head_mask, output_attentions)
-        x = self.post_attention(context, x)
-        x = self.output.norm(self.feed_forward(x), x)
-        return x, probs
+        per_chunk = max(1, LAYER_CHUNK_TOKENS // seq)
+        if output_attentions or batch <= per_chunk or not _fast_inference():
+            return self._forward(x, batch, seq, mask, head_mask, output_attentions)
+        out = torch.empty_like(x)
+        for first in range(0, batch, per_chunk):
+            last = min(first + per_chunk, batch)
+            rows = slice(first * seq, last * seq)
+            sub_mask = None if mask is None else mask[first:last]
+            out[rows] = self._forward(x[rows], last - first, seq, sub_mask, head_mask, False)[0]
+        return out, None
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -1,0 +1,128 @@
+"""Dynamic int8 quantization for CPU inference: int8 weights, activations quantized on the fly.
+
+Every grouped 1x1 convolution and every ``nn.Linear`` becomes an :class:`Int8Projection`:
+
+    weight  W (G, cin, cout)  ->  W_q = round(W / s_w) in int8,  s_w = max|W| / 127 per output channel
+    input   x (G, T, cin)     ->  x_q = round(x / s_x) in int8,  s_x = max|x| / 127 per token and group
+    output  y = (x_q @ W_q) * s_x * s_w + bias      (the matmul in int32 on the CPU's int8 dot products)
+
+Attention scores, softmax, LayerNorm and the activation stay in floating point.
+
+Why ``torch._int_mm`` and not ``torch.ao.quantization.quantize_dynamic``: that API and the quantized tensor types
+it builds on are deprecated since torch 2.10 in favour of ``torchao``. ``torchao``'s int8 dynamic-activation /
+int8-weight recipe is the maintained route, but it rewrites ``nn.Linear`` only (not our grouped convolutions, whose
+groups it would have to split into separate layers) and would add a dependency; on the CPU it calls the same
+core kernel, ``torch._int_mm`` (int8 x int8 -> int32 through oneDNN, VNNI where the CPU has it). We call that
+kernel directly, once per group, on the layout the fast path already uses: no deprecated API, no new dependency,
+and the fused QKV projection stays one quantized projection.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+from .modeling.layers import GroupedConv1x1, SqueezeBertSelfAttention
+
+__all__ = ["Int8Projection", "quantize_dynamic", "quantize_rows"]
+
+
+def quantize_rows(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Symmetric int8 quantization along the last dimension: ``(int8 values, scales[..., 1])``, x ~ q * scale."""
+    scale = x.abs().amax(dim=-1, keepdim=True).clamp_min_(1e-12).div_(127.0)
+    return torch.mul(x, scale.reciprocal()).round_().to(torch.int8), scale
+
+
+class Int8Projection(nn.Module):
+    """A grouped 1x1 convolution (or a Linear layer, ``groups=1``) with int8 weights, for inference.
+
+    Has the methods of :class:`~squeezebert.modeling.layers.GroupedConv1x1` (``grouped``, ``accumulate``,
+    ``to_groups``, ``out_groups``) and ``forward`` on ``[..., in_features]``, so it replaces either in place.
+    """
+
+    def __init__(self, group_weight: torch.Tensor, bias: torch.Tensor | None) -> None:
+        """``group_weight`` ``(G, cin, cout)`` in floating point, ``bias`` ``(G * cout,)`` or None."""
+        super().__init__()
+        groups, cin, cout = group_weight.shape
+        self.groups, self.in_channels, self.out_channels = groups, groups * cin, groups * cout
+        weight = group_weight.detach().float()
+        scale = weight.abs().amax(dim=1, keepdim=True).clamp_min(1e-12) / 127.0  # (G, 1, cout)
+        self.register_buffer("weight_int8", torch.round(weight / scale).to(torch.int8).contiguous())
+        self.register_buffer("weight_scale", scale)
+        bias = torch.zeros(groups * cout) if bias is None else bias.detach().float()
+        self.register_buffer("bias", bias.reshape(groups * cout).clone())
+
+    @classmethod
+    def from_conv(cls, conv: GroupedConv1x1) -> Int8Projection:
+        return cls(conv.group_weight(), conv.bias)
+
+    @classmethod
+    def from_linear(cls, linear: nn.Linear) -> Int8Projection:
+        return cls(linear.weight.t().unsqueeze(0), linear.bias)
+
+    def extra_repr(self) -> str:
+        return f"{self.in_channels}, {self.out_channels}, groups={self.groups}, int8"
+
+    def to_groups(self, x: torch.Tensor) -> torch.Tensor:
+        """``(tokens, in)`` -> ``(groups, tokens, in / groups)``, a strided view."""
+        return x.view(x.shape[0], self.groups, self.in_channels // self.groups).transpose(0, 1)
+
+    def out_groups(self, y: torch.Tensor) -> torch.Tensor:
+        """``(tokens, out)`` -> ``(groups, tokens, out / groups)``, a strided view."""
+        return y.view(y.shape[0], self.groups, self.out_channels // self.groups).transpose(0, 1)
+
+    def _int_matmul(self, x_groups: torch.Tensor) -> torch.Tensor:
+        """``(x_q @ W_q) * s_x``: ``(G, T, cin/G)`` float -> ``(G, T, cout/G)`` float, still to scale by ``s_w``."""
+        x_q, x_scale = quantize_rows(x_groups)
+        groups, tokens = x_groups.shape[:2]
+        acc = torch.empty(groups, tokens, self.out_channels // groups, dtype=torch.int32, device=x_groups.device)
+        for g in range(groups):
+            torch._int_mm(x_q[g], self.weight_int8[g], out=acc[g])
+        return acc.to(x_scale.dtype).mul_(x_scale)
+
+    def grouped(self, x_groups: torch.Tensor) -> torch.Tensor:
+        """``(G, tokens, in/G)`` -> ``(G, tokens, out/G)``, bias included."""
+        y = self._int_matmul(x_groups)
+        bias = self.bias.view(self.groups, 1, -1).to(y.dtype)
+        return torch.addcmul(bias, y, self.weight_scale.to(y.dtype), out=y)
+
+    def accumulate(self, x_groups: torch.Tensor, out_groups: torch.Tensor) -> None:
+        """``out_groups += x_groups @ W`` in place, without the bias."""
+        y = self._int_matmul(x_groups)
+        out_groups.addcmul_(y, self.weight_scale.to(y.dtype))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        leading = x.shape[:-1]
+        y = self.grouped(self.to_groups(x.reshape(-1, self.in_channels)))
+        y = y[0] if self.groups == 1 else y.transpose(0, 1).reshape(-1, self.out_channels)
+        return y.reshape(*leading, self.out_channels)
+
+
+def quantize_dynamic(model: nn.Module, inplace: bool = False) -> nn.Module:
+    """An int8 copy of a SqueezeBERT model (or ``model`` itself with ``inplace=True``) for CPU inference.
+
+    Every grouped projection and ``nn.Linear`` (pooler, heads, MLM decoder) gets int8 weights with per-channel
+    scales; activations are quantized per token (and group) at run time; the Q, K and V projections of a layer
+    run as one fused int8 projection. The result is for inference: it has no gradients, and its state dict holds
+    int8 buffers, not the checkpoint's parameters (save the floating-point model).
+    """
+    if not inplace:
+        model = copy.deepcopy(model)
+    for module in list(model.modules()):
+        if isinstance(module, SqueezeBertSelfAttention) and module.fused_qkv:
+            with torch.no_grad():
+                weight, bias = module._qkv_weight_and_bias()
+            module.qkv = Int8Projection(weight, bias.reshape(-1))
+            module._qkv_cache = None
+    for name, module in list(model.named_modules()):
+        if isinstance(module, GroupedConv1x1):
+            replacement = Int8Projection.from_conv(module)
+        elif isinstance(module, nn.Linear):
+            replacement = Int8Projection.from_linear(module)
+        else:
+            continue
+        parent_name, _, child = name.rpartition(".")
+        setattr(model.get_submodule(parent_name), child, replacement)
+    return model.eval()
