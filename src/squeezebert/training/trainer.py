@@ -44,7 +44,8 @@ class TrainingArguments:
     ``batch_size`` is per process and per micro-batch; one optimizer step sees ``batch_size * world_size *
     gradient_accumulation_steps`` examples. ``eval_steps`` / ``save_steps`` count optimizer steps; evaluation also
     runs after every epoch when ``eval_each_epoch``. ``early_stopping_patience`` counts evaluations without
-    improvement of ``metric_for_best``.
+    improvement of ``metric_for_best``. ``bf16`` autocasts the training steps; evaluation runs in float32 unless
+    ``bf16_eval``.
     """
 
     output_dir: str
@@ -61,6 +62,7 @@ class TrainingArguments:
     warmup_steps: int | None = None
     max_grad_norm: float | None = 1.0
     bf16: bool = False
+    bf16_eval: bool = False
     seed: int = 42
     eval_steps: int | None = None
     eval_each_epoch: bool = True
@@ -463,7 +465,8 @@ class Trainer:
         info, args = self.dist, self.args
         result: dict[str, float] | None = None
         if info.is_main:
-            result = {k: float(v) for k, v in self.evaluate_fn(self.model, self.autocast).items()}
+            autocast = self.autocast if self.args.bf16_eval else contextlib.nullcontext
+            result = {k: float(v) for k, v in self.evaluate_fn(self.model, autocast).items()}
         if info.world_size > 1:
             box = [result]
             dist.broadcast_object_list(box, src=0)
