@@ -17,6 +17,7 @@ import statistics
 import sys
 import tempfile
 import time
+from typing import Any
 
 import torch
 
@@ -43,22 +44,38 @@ def make_batches(config: SqueezeBertConfig, n: int, batch: int, seq: int, seed: 
     return batches
 
 
-def time_training(model: torch.nn.Module, batches, warmup: int, bf16: bool) -> tuple[float, list[float]]:
-    model.train()
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-5)
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
-    times, losses = [], []
-    for i, batch in enumerate(batches):
+class _Stepper:
+    """One model with its optimizer: ``step(batch)`` trains on a batch and returns (seconds, loss)."""
+
+    def __init__(self, model: torch.nn.Module, bf16: bool) -> None:
+        self.model = model.train()
+        self.opt = torch.optim.AdamW(model.parameters(), lr=1e-5)
+        self.bf16 = bf16
+
+    def step(self, batch: dict[str, torch.Tensor]) -> tuple[float, float]:
         start = time.perf_counter()
+        autocast = torch.autocast("cpu", dtype=torch.bfloat16) if self.bf16 else contextlib.nullcontext()
         with autocast:
-            loss = model(**batch).loss
+            loss = self.model(**batch).loss
         loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        if i >= warmup:
-            times.append(time.perf_counter() - start)
-        losses.append(float(loss.detach()))
-    return statistics.median(times), losses
+        self.opt.step()
+        self.opt.zero_grad(set_to_none=True)
+        return time.perf_counter() - start, float(loss.detach())
+
+
+def time_training(models: dict[str, torch.nn.Module], batches, warmup: int, bf16: bool) -> dict[str, Any]:
+    """Train every model on the same batches, alternating models step by step (so a change in machine load hits
+    them alike); the median step time and the losses of each."""
+    steppers = {name: _Stepper(model, bf16) for name, model in models.items()}
+    times: dict[str, list[float]] = {name: [] for name in models}
+    losses: dict[str, list[float]] = {name: [] for name in models}
+    for i, batch in enumerate(batches):
+        for name, stepper in steppers.items():
+            seconds, loss = stepper.step(batch)
+            losses[name].append(loss)
+            if i >= warmup:
+                times[name].append(seconds)
+    return {name: (statistics.median(times[name]) if times[name] else None, losses[name]) for name in models}
 
 
 def main() -> int:
@@ -88,16 +105,12 @@ def main() -> int:
             quiet = {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}
             a = squeezebert.SqueezeBertForSequenceClassification.from_pretrained(folder, **quiet)
             b = transformers.SqueezeBertForSequenceClassification.from_pretrained(folder, **quiet)
-            check = make_batches(config, 3, 4, 32, seed=1)
-            _, la = time_training(a, check, 0, False)
-            _, lb = time_training(b, check, 0, False)
-            print(f"losses, dropout off: ours {la}, HF {lb}")
+            check = time_training({"ours": a, "HF": b}, make_batches(config, 3, 4, 32, seed=1), 3, False)
+            print(f"losses with dropout off: ours {check['ours'][1]}, HF {check['HF'][1]}")
 
     batches = make_batches(config, args.steps + args.warmup, args.batch_size, args.seq_len, seed=0)
-    results = {}
-    for name, model in (("squeezebert", ours), ("transformers", hf)):
-        step, _ = time_training(model, batches, args.warmup, args.bf16)
-        results[name] = args.batch_size / step
+    timed = time_training({"squeezebert": ours, "transformers": hf}, batches, args.warmup, args.bf16)
+    results = {name: args.batch_size / step for name, (step, _) in timed.items()}
     print(
         f"training throughput, {args.size} ({config.num_hidden_layers} layers x {config.hidden_size}), batch "
         f"{args.batch_size} x {args.seq_len} tokens, {'bf16 autocast' if args.bf16 else 'fp32'}, "
