@@ -1,6 +1,7 @@
 """SqueezeBERT: efficient BERT-like encoders with grouped convolutions, Hugging Face compatible."""
 
 from .config import SqueezeBertConfig
+from .convert import convert_bert_checkpoint
 from .modeling import (
     BaseModelOutputWithPooling,
     MaskedLMOutput,
@@ -20,6 +21,7 @@ from .modeling import (
     TokenClassifierOutput,
 )
 from .pipelines import pipeline
+from .quantization import quantize_dynamic
 from .tokenization import AutoTokenizer, BatchEncoding, SqueezeBertTokenizer, SqueezeBertTokenizerFast
 
 __version__ = "0.1.0"
@@ -46,5 +48,7 @@ __all__ = [
     "SqueezeBertTokenizer",
     "SqueezeBertTokenizerFast",
     "TokenClassifierOutput",
+    "convert_bert_checkpoint",
     "pipeline",
+    "quantize_dynamic",
 ]
