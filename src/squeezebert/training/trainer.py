@@ -27,7 +27,7 @@ import torch.distributed as dist
 from torch import nn
 from tqdm.auto import tqdm
 
-from .. import hub
+from .. import hub, modeling
 from . import checkpoint as ckpt
 from .optim import build_optimizer, build_schedule
 
@@ -236,6 +236,14 @@ def set_seed(seed: int) -> None:
 # --------------------------------------------------------------------------------------------------------------
 
 
+# Heads that use the pooler (every parameter gets a gradient); the others leave it unused, which DDP must be told.
+_USES_EVERY_PARAMETER = (
+    modeling.SqueezeBertForSequenceClassification,
+    modeling.SqueezeBertForMultipleChoice,
+    modeling.SqueezeBertForPreTraining,
+)
+
+
 def default_loss(model: nn.Module, batch: Batch) -> torch.Tensor:
     """The model's own loss (the batch carries the labels)."""
     return model(**batch)["loss"]
@@ -343,7 +351,7 @@ class Trainer:
             wrapped = nn.parallel.DistributedDataParallel(
                 model,
                 device_ids=[info.device.index] if info.device.type == "cuda" else None,
-                find_unused_parameters=True,
+                find_unused_parameters=not isinstance(model, _USES_EVERY_PARAMETER),
             )
         if info.is_main:
             logger.info(
