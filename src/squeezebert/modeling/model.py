@@ -24,6 +24,28 @@ from .pretrained import SqueezeBertPreTrainedModel
 
 Tensor = torch.Tensor
 
+# The forward arguments every head passes straight to the encoder.
+ENCODER_INPUTS = (
+    "input_ids",
+    "attention_mask",
+    "token_type_ids",
+    "position_ids",
+    "head_mask",
+    "inputs_embeds",
+    "output_attentions",
+    "output_hidden_states",
+)
+
+
+def encoder_inputs(arguments: dict[str, Any]) -> dict[str, Any]:
+    """The encoder's arguments picked out of a head's ``forward`` arguments (``locals()``)."""
+    return {name: arguments[name] for name in ENCODER_INPUTS}
+
+
+def token_cross_entropy(logits: Tensor, labels: Tensor) -> Tensor:
+    """Cross-entropy of every token over the last dimension of ``logits``, ignoring labels of -100."""
+    return F.cross_entropy(logits.view(-1, logits.shape[-1]), labels.view(-1).long(), ignore_index=-100)
+
 
 class SqueezeBertEncoder(nn.Module):
     """The stack of :class:`SqueezeBertLayer` (parameters ``layers.N.*``)."""
@@ -150,20 +172,7 @@ class _SqueezeBertWithHead(SqueezeBertPreTrainedModel):
 
         Arguments as :meth:`SqueezeBertModel.forward`, plus ``labels``.
         """
-        return self._run(
-            dict(
-                input_ids=input_ids,
-                attention_mask=attention_mask,
-                token_type_ids=token_type_ids,
-                position_ids=position_ids,
-                head_mask=head_mask,
-                inputs_embeds=inputs_embeds,
-                output_attentions=output_attentions,
-                output_hidden_states=output_hidden_states,
-            ),
-            labels,
-            return_dict,
-        )
+        return self._run(encoder_inputs(locals()), labels, return_dict)
 
     def _run(self, inputs: dict[str, Any], labels: Any, return_dict: bool | None) -> ModelOutput | tuple:
         encoded = self.encode(**inputs)
@@ -172,6 +181,20 @@ class _SqueezeBertWithHead(SqueezeBertPreTrainedModel):
         )
         return_dict = self.config.return_dict if return_dict is None else return_dict
         return out if return_dict else out.to_tuple()
+
+
+class _SqueezeBertWithClassifier(_SqueezeBertWithHead):
+    """A head that is dropout plus one linear layer (``classifier``) with ``num_outputs`` outputs."""
+
+    def __init__(self, config: SqueezeBertConfig, num_outputs: int) -> None:
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.classifier = nn.Linear(config.hidden_size, num_outputs)
+        self.post_init()
+
+    def classify(self, features: Tensor) -> Tensor:
+        return self.classifier(self.dropout(features))
 
 
 class SqueezeBertForMaskedLM(_SqueezeBertWithHead):
@@ -206,26 +229,19 @@ class SqueezeBertForMaskedLM(_SqueezeBertWithHead):
 
     def head(self, encoded: BaseModelOutputWithPooling, labels: Tensor | None) -> dict[str, Tensor | None]:
         logits = self.cls(encoded.last_hidden_state)
-        loss = None
-        if labels is not None:
-            loss = F.cross_entropy(logits.view(-1, logits.shape[-1]), labels.view(-1).long(), ignore_index=-100)
-        return {"loss": loss, "logits": logits}
+        return {"loss": None if labels is None else token_cross_entropy(logits, labels), "logits": logits}
 
 
-class SqueezeBertForSequenceClassification(_SqueezeBertWithHead):
+class SqueezeBertForSequenceClassification(_SqueezeBertWithClassifier):
     """SqueezeBERT with a linear classifier (or regressor) on the pooled output, e.g. for GLUE."""
 
     output_class = SequenceClassifierOutput
 
     def __init__(self, config: SqueezeBertConfig) -> None:
-        super().__init__(config)
-        self.num_labels = config.num_labels
-        self.dropout = nn.Dropout(config.hidden_dropout_prob)
-        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
-        self.post_init()
+        super().__init__(config, config.num_labels)
 
     def head(self, encoded: BaseModelOutputWithPooling, labels: Tensor | None) -> dict[str, Tensor | None]:
-        logits = self.classifier(self.dropout(encoded.pooler_output))
+        logits = self.classify(encoded.pooler_output)
         loss = None if labels is None else self._loss(logits, labels)
         return {"loss": loss, "logits": logits}
 
@@ -252,16 +268,13 @@ class SqueezeBertForSequenceClassification(_SqueezeBertWithHead):
         return F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
 
 
-class SqueezeBertForMultipleChoice(_SqueezeBertWithHead):
+class SqueezeBertForMultipleChoice(_SqueezeBertWithClassifier):
     """SqueezeBERT scoring each of ``num_choices`` sequences; inputs are ``[batch, num_choices, seq]``."""
 
     output_class = MultipleChoiceModelOutput
 
     def __init__(self, config: SqueezeBertConfig) -> None:
-        super().__init__(config)
-        self.dropout = nn.Dropout(config.hidden_dropout_prob)
-        self.classifier = nn.Linear(config.hidden_size, 1)
-        self.post_init()
+        super().__init__(config, 1)
 
     def encode(self, **inputs: Any) -> BaseModelOutputWithPooling:
         """Flatten ``[batch, num_choices, ...]`` inputs to ``[batch * num_choices, ...]`` and encode them."""
@@ -287,28 +300,24 @@ class SqueezeBertForMultipleChoice(_SqueezeBertWithHead):
         return self.transformer(**inputs, return_dict=True)
 
     def head(self, encoded: BaseModelOutputWithPooling, labels: Tensor | None) -> dict[str, Tensor | None]:
-        logits = self.classifier(self.dropout(encoded.pooler_output)).view(-1, self._num_choices)
+        logits = self.classify(encoded.pooler_output).view(-1, self._num_choices)
         loss = None if labels is None else F.cross_entropy(logits, labels.view(-1).long())
         return {"loss": loss, "logits": logits}
 
 
-class SqueezeBertForTokenClassification(_SqueezeBertWithHead):
+class SqueezeBertForTokenClassification(_SqueezeBertWithClassifier):
     """SqueezeBERT with a linear classifier on every token, e.g. for named-entity recognition."""
 
     output_class = TokenClassifierOutput
 
     def __init__(self, config: SqueezeBertConfig) -> None:
-        super().__init__(config)
-        self.num_labels = config.num_labels
-        self.dropout = nn.Dropout(config.hidden_dropout_prob)
-        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
-        self.post_init()
+        super().__init__(config, config.num_labels)
 
     def head(self, encoded: BaseModelOutputWithPooling, labels: Tensor | None) -> dict[str, Tensor | None]:
-        logits = self.classifier(self.dropout(encoded.last_hidden_state))
+        logits = self.classify(encoded.last_hidden_state)
         loss = None
         if labels is not None:
-            loss = F.cross_entropy(logits.view(-1, self.num_labels), labels.view(-1).long(), ignore_index=-100)
+            loss = token_cross_entropy(logits, labels)
         return {"loss": loss, "logits": logits}
 
 
@@ -342,17 +351,7 @@ class SqueezeBertForQuestionAnswering(_SqueezeBertWithHead):
         Positions beyond the sequence are clamped to its length and ignored by the loss; the loss is the mean
         of the start and end cross-entropies.
         """
-        inputs = dict(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            token_type_ids=token_type_ids,
-            position_ids=position_ids,
-            head_mask=head_mask,
-            inputs_embeds=inputs_embeds,
-            output_attentions=output_attentions,
-            output_hidden_states=output_hidden_states,
-        )
-        return self._run(inputs, (start_positions, end_positions), return_dict)
+        return self._run(encoder_inputs(locals()), (start_positions, end_positions), return_dict)
 
     def head(self, encoded: BaseModelOutputWithPooling, labels: tuple) -> dict[str, Tensor | None]:
         logits = self.qa_outputs(encoded.last_hidden_state)
