@@ -3,8 +3,8 @@
 Every grouped 1x1 convolution and every ``nn.Linear`` becomes an :class:`Int8Projection`:
 
     weight  W (G, cin, cout)  ->  W_q = round(W / s_w) in int8,        s_w = max|W| / 127 per output channel
-    input   x (G, T, cin)     ->  x_q = round(x / s_x) + z in int8,    s_x = (max x - min x) / 255 per token and group
-    output  y = (x_q @ W_q - z * sum_k W_q) * s_x * s_w + bias     (x_q @ W_q in int32 on the int8 dot products)
+    input   x (G, T, cin)     ->  x_q = round((x - o) / s_x) in int8,  s_x = (max x - min x) / 255 per token and group
+    output  y = (s_x (x_q @ W_q) + o * sum_k W_q) * s_w + bias       (x_q @ W_q in int32 on the int8 dot products)
 
 Attention scores, softmax, LayerNorm and the activation stay in floating point.
 
@@ -30,18 +30,18 @@ __all__ = ["Int8Projection", "quantize_dynamic", "quantize_rows"]
 
 
 def quantize_rows(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Asymmetric 8-bit quantization along the last dimension: ``x ~ scale * (q - zero)``.
+    """Asymmetric 8-bit quantization along the last dimension: ``x ~ scale * q + offset``.
 
-    Returns ``q`` (int8), ``scale`` and ``zero`` (``[..., 1]``, ``zero`` integer-valued in floating point). The
-    range ``[min, max]`` of each row (stretched to include 0) maps onto the 256 levels of int8, so a row whose
-    values are mostly on one side of zero (after GELU, or a LayerNorm with offsets) keeps the full resolution.
+    Returns ``q`` (int8), ``scale`` and ``offset`` (``[..., 1]``). Each row's range ``[min, max]`` maps onto the
+    256 levels of int8 (min -> -128, max -> 127), so a row whose values lie mostly on one side of zero (after GELU,
+    or a LayerNorm with offsets) keeps the full resolution.
     """
-    low = x.amin(dim=-1, keepdim=True).clamp_max_(0.0)
-    high = x.amax(dim=-1, keepdim=True).clamp_min_(0.0)
-    scale = (high - low).clamp_min_(1e-12).div_(255.0)
-    zero = torch.round(low / scale).add_(128.0).neg_()  # the row's minimum lands on -128, its maximum on 127
-    q = torch.addcmul(zero, x, scale.reciprocal()).round_().clamp_(-128.0, 127.0)
-    return q.to(torch.int8), scale, zero
+    low = x.amin(dim=-1, keepdim=True)
+    scale = (x.amax(dim=-1, keepdim=True) - low).clamp_min_(1e-12).div_(255.0)
+    inv = scale.reciprocal()
+    shift = torch.mul(low, inv).add_(128.0).neg_()  # x * inv + shift lies in [-128, 127]
+    q = torch.addcmul(shift, x, inv).round_().to(torch.int8)
+    return q, scale, torch.add(low, scale, alpha=128.0)
 
 
 class Int8Projection(nn.Module):
@@ -60,7 +60,7 @@ class Int8Projection(nn.Module):
         scale = weight.abs().amax(dim=1, keepdim=True).clamp_min(1e-12) / 127.0  # (G, 1, cout)
         self.register_buffer("weight_int8", torch.round(weight / scale).to(torch.int8).contiguous())
         self.register_buffer("weight_scale", scale)
-        # sum_k W_q[k, n]: the zero point's contribution, subtracted after the integer matmul
+        # sum_k W_q[k, n]: the contribution of the activations' offset, added after the integer matmul
         self.register_buffer("weight_sum", self.weight_int8.sum(dim=1, keepdim=True, dtype=torch.float32))
         bias = torch.zeros(groups * cout) if bias is None else bias.detach().float()
         self.register_buffer("bias", bias.reshape(groups * cout).clone())
@@ -87,15 +87,15 @@ class Int8Projection(nn.Module):
     def _int_matmul(self, x_groups: torch.Tensor) -> torch.Tensor:
         """``x @ W / s_w``: ``(G, T, cin/G)`` float -> ``(G, T, cout/G)`` float, still to scale by ``s_w``.
 
-        With ``x ~ s_x (x_q - z)``: ``x @ W_q = s_x (x_q @ W_q - z * sum_k W_q[k])``, the matmul in int8 -> int32.
+        With ``x ~ s_x x_q + o``: ``x @ W_q = s_x (x_q @ W_q) + o * sum_k W_q[k]``, the matmul in int8 -> int32.
         """
-        x_q, x_scale, zero = quantize_rows(x_groups)
+        x_q, x_scale, offset = quantize_rows(x_groups)
         groups, tokens = x_groups.shape[:2]
         acc = torch.empty(groups, tokens, self.out_channels // groups, dtype=torch.int32, device=x_groups.device)
         for g in range(groups):
             torch._int_mm(x_q[g], self.weight_int8[g], out=acc[g])
-        y = acc.to(x_scale.dtype)
-        return y.addcmul_(zero, self.weight_sum.to(y.dtype), value=-1.0).mul_(x_scale)
+        y = acc.to(x_scale.dtype).mul_(x_scale)
+        return y.addcmul_(offset, self.weight_sum.to(y.dtype))
 
     def grouped(self, x_groups: torch.Tensor) -> torch.Tensor:
         """``(G, tokens, in/G)`` -> ``(G, tokens, out/G)``, bias included."""
