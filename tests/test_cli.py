@@ -216,6 +216,33 @@ def test_help_lists_every_subcommand(env: dict) -> None:
         "embed",
         "info",
         "bench",
+        "train",
+        "pretrain",
         "convert-bert",
     ):
         assert command in done.stdout
+
+
+def test_train_then_classify_with_the_result(checkpoints: Checkpoints, env: dict, tmp_path: Path) -> None:
+    """``squeezebert train`` fine-tunes a classifier whose output folder ``squeezebert classify`` loads directly."""
+    rows = ["text,label"] + [f"good day number {i},pos" if i % 2 else f"bad day number {i},neg" for i in range(24)]
+    data = tmp_path / "train.csv"
+    data.write_text("\n".join(rows) + "\n")
+    out = tmp_path / "out"
+    done = run(
+        ["train", "--train-file", str(data), "--model", str(checkpoints["mlm"]), "--output-dir", str(out)]
+        + ["--epochs", "1", "--batch-size", "8", "--max-length", "16", "--no-progress"],
+        env,
+    )
+    assert done.returncode == 0, done.stderr
+    config = json.loads((out / "config.json").read_text())
+    assert sorted(config["id2label"].values()) == ["neg", "pos"]
+    result = json_lines(run(["classify", "-m", str(out), "--top-k", "2", "a good day"], env))[0]["result"]
+    assert sorted(r["label"] for r in result) == ["neg", "pos"]
+    assert abs(sum(r["score"] for r in result) - 1) < 1e-5
+    missing = run(
+        ["train", "--train-file", str(tmp_path / "none.csv"), "--model", str(checkpoints["mlm"])]
+        + ["--output-dir", str(out)],
+        env,
+    )
+    assert_user_error(missing, "none.csv")

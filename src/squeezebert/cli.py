@@ -499,6 +499,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("bench", help="benchmark the engine (squeezebert bench --help for its options)")
 
+    from .training import add_pretrain_arguments, add_train_arguments, run_pretrain, run_train
+
+    p = commands.add_parser("train", help="fine-tune on your data (works under torchrun)")
+    add_train_arguments(p).set_defaults(run=run_train)
+    p = commands.add_parser("pretrain", help="pretrain with MLM + sentence-order prediction (works under torchrun)")
+    add_pretrain_arguments(p).set_defaults(run=run_pretrain)
+
     p = commands.add_parser("convert-bert", help="convert a BERT checkpoint folder to SqueezeBERT")
     p.add_argument("src", help="BERT checkpoint folder")
     p.add_argument("dst", help="output folder")
