@@ -97,56 +97,8 @@ def tfidf_baseline(paths: dict[str, Path]) -> dict[str, float]:
 
 
 def convert_minilm(minilm_dir: Path, out: Path) -> Path:
-    """The MiniLM BERT checkpoint in SqueezeBERT layout (groups 1): the engine's converter when it is there."""
-    if hasattr(squeezebert, "convert_bert_checkpoint"):
-        squeezebert.convert_bert_checkpoint(minilm_dir, out)
-        return out
-    # Fallback while the engine's converter is not merged: the same key mapping, written here.
-    from safetensors.torch import load_file
-
-    bert = json.loads((minilm_dir / "config.json").read_text())
-    keys = [
-        "vocab_size",
-        "hidden_size",
-        "num_hidden_layers",
-        "num_attention_heads",
-        "intermediate_size",
-        "hidden_act",
-        "hidden_dropout_prob",
-        "attention_probs_dropout_prob",
-        "max_position_embeddings",
-        "type_vocab_size",
-        "initializer_range",
-        "layer_norm_eps",
-        "pad_token_id",
-    ]
-    config = SqueezeBertConfig(**{k: bert[k] for k in keys}, embedding_size=bert["hidden_size"], **DENSE)
-    names = {
-        "attention.self.query": "attention.query",
-        "attention.self.key": "attention.key",
-        "attention.self.value": "attention.value",
-        "attention.output.dense": "post_attention.conv1d",
-        "attention.output.LayerNorm": "post_attention.layernorm",
-        "intermediate.dense": "intermediate.conv1d",
-        "output.dense": "output.conv1d",
-        "output.LayerNorm": "output.layernorm",
-    }
-    state = {}
-    for key, value in load_file(str(minilm_dir / "model.safetensors")).items():
-        key = key.removeprefix("bert.")
-        if key == "embeddings.position_ids":
-            continue
-        if key.startswith("encoder.layer."):
-            _, _, index, rest = key.split(".", 3)
-            module, param = rest.rsplit(".", 1)
-            key = f"encoder.layers.{index}.{names[module]}.{param}"
-            if param == "weight" and value.dim() == 2:
-                value = value.unsqueeze(-1)
-        state[key] = value
-    model = squeezebert.SqueezeBertModel(config)
-    model.load_state_dict(state)
-    model.save_pretrained(out)
-    AutoTokenizer.from_pretrained(minilm_dir).save_pretrained(out)
+    """The MiniLM BERT checkpoint in SqueezeBERT layout (groups 1)."""
+    squeezebert.convert_bert_checkpoint(minilm_dir, out)
     return out
 
 
