@@ -43,7 +43,6 @@ from squeezebert.training import SequenceClassificationTask
 from squeezebert.training.cli import main as training_main
 from squeezebert.training.data import read_table, train_validation_split
 
-DENSE = dict(q_groups=1, k_groups=1, v_groups=1, post_attention_groups=1, intermediate_groups=1, output_groups=1)
 GROUPED = dict(q_groups=4, k_groups=4, v_groups=4, post_attention_groups=1, intermediate_groups=4, output_groups=4)
 
 
