@@ -18,7 +18,7 @@ from torch import nn
 
 from ..config import SqueezeBertConfig
 from .layers import SqueezeBertLMPredictionHead
-from .model import SqueezeBertForMaskedLM, _SqueezeBertWithHead
+from .model import SqueezeBertForMaskedLM, _SqueezeBertWithHead, encoder_inputs, token_cross_entropy
 from .outputs import BaseModelOutputWithPooling, ModelOutput
 
 Tensor = torch.Tensor
@@ -86,29 +86,15 @@ class SqueezeBertForPreTraining(_SqueezeBertWithHead):
 
         Other arguments as :meth:`SqueezeBertModel.forward`.
         """
-        inputs = dict(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            token_type_ids=token_type_ids,
-            position_ids=position_ids,
-            head_mask=head_mask,
-            inputs_embeds=inputs_embeds,
-            output_attentions=output_attentions,
-            output_hidden_states=output_hidden_states,
-        )
-        return self._run(inputs, (labels, sentence_order_label), return_dict)
+        return self._run(encoder_inputs(locals()), (labels, sentence_order_label), return_dict)
 
     def head(self, encoded: BaseModelOutputWithPooling, labels: Any) -> dict[str, Tensor | None]:
         mlm_labels, sop_labels = labels
         prediction_logits, sop_logits = self.cls(encoded.last_hidden_state, encoded.pooler_output)
         losses = []
         if mlm_labels is not None:
-            losses.append(
-                F.cross_entropy(
-                    prediction_logits.view(-1, prediction_logits.shape[-1]), mlm_labels.view(-1), ignore_index=-100
-                )
-            )
+            losses.append(token_cross_entropy(prediction_logits, mlm_labels))
         if sop_labels is not None:
-            losses.append(F.cross_entropy(sop_logits.view(-1, 2), sop_labels.view(-1)))
+            losses.append(F.cross_entropy(sop_logits.view(-1, 2), sop_labels.view(-1).long()))
         loss = sum(losses[1:], losses[0]) if losses else None
         return {"loss": loss, "prediction_logits": prediction_logits, "sop_logits": sop_logits}
