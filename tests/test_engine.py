@@ -281,6 +281,22 @@ def test_bf16_runs_and_is_close(cfg_name, grad):
         assert all(g.dtype == torch.bfloat16 and torch.isfinite(g.float()).all() for g in grads.values())
 
 
+@pytest.mark.parametrize("grad", [False, True], ids=["inference", "grad"])
+@pytest.mark.parametrize("cfg_name", list(ENGINE_CONFIGS))
+def test_bf16_autocast_matches_fp32(cfg_name, grad, monkeypatch):
+    """Autocast (as in mixed-precision training and evaluation) on an fp32 model, sub-batched and chunked."""
+    monkeypatch.setattr(layers, "FFN_CHUNK_ROWS", 8)
+    monkeypatch.setattr(layers, "LAYER_CHUNK_TOKENS", 16)
+    _, ours = pair(cfg_name, "SqueezeBertForSequenceClassification")
+    inputs = ids_and_mask(6, 16, padded=True)
+    with torch.no_grad():
+        reference = ours(**inputs).logits
+    with torch.set_grad_enabled(grad), torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = ours(**inputs).logits
+    assert logits.dtype == torch.bfloat16
+    assert max_diff(logits, reference) < 0.05
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # torch.compile and TorchScript
 

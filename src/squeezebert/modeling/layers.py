@@ -147,9 +147,15 @@ def from_groups(y_groups: torch.Tensor) -> torch.Tensor:
 def _fast_inference() -> bool:
     """True when no autograd graph is recorded: in-place activations and fused residual writes are safe.
 
-    Not under ``torch.compile``, which fuses the plain path itself (and cannot lower in-place matmuls into views).
+    Not under ``torch.compile``, which fuses the plain path itself (and cannot lower in-place matmuls into views),
+    nor under autocast, which does not cast the operands of in-place matmuls.
     """
-    return not torch.is_grad_enabled() and not torch.compiler.is_compiling()
+    return (
+        not torch.is_grad_enabled()
+        and not torch.compiler.is_compiling()
+        and not torch.is_autocast_enabled("cpu")
+        and not torch.is_autocast_enabled("cuda")
+    )
 
 
 # ----------------------------------------------------------------------------------------------------------------
