@@ -72,6 +72,22 @@ def test_int8_projection_is_exact_integer_math(groups):
     assert (accumulated - (out + expected - q.bias)).abs().max() < 1e-3
 
 
+def test_outlier_channels_are_exact_in_fp32():
+    """Outlier input channels bypass the int8 path: a huge activation there leaves the others' resolution intact."""
+    torch.manual_seed(0)
+    conv = GroupedConv1x1(64, 32, 2)
+    torch.nn.init.normal_(conv.weight)
+    torch.nn.init.zeros_(conv.bias)
+    outliers = torch.tensor([[3, 7], [0, 31]])
+    q = Int8Projection.from_conv(conv, outliers)
+    x = torch.randn(10, 64)
+    x[:, 3] = x[:, 32] = 1000.0
+    with torch.no_grad():
+        assert cosines(q(x), conv(x)).min() > 0.9999
+        plain = Int8Projection.from_conv(conv)
+        assert cosines(plain(x), conv(x)).min() < cosines(q(x), conv(x)).min()
+
+
 def test_linear_layers_are_quantized():
     linear = torch.nn.Linear(48, 20)
     q = Int8Projection.from_linear(linear)
@@ -143,5 +159,5 @@ def test_minilm_accuracy(minilm_dir, tmp_path):
     per_token = cosines(got[valid], expected[valid])
     weights = valid.unsqueeze(-1).float()
     pooled = cosines((got * weights).sum(1), (expected * weights).sum(1))  # the sentence embeddings
-    assert per_token.min() > 0.99
-    assert pooled.min() > 0.99
+    assert per_token.min() > 0.998  # 0.9935 without the fp32 outlier channels
+    assert pooled.min() > 0.998
