@@ -62,6 +62,34 @@ def _add_loop_arguments(parser: argparse.ArgumentParser, lr: float, batch: int) 
     g.add_argument("--no-cuda", action="store_true", help="train on the CPU even if a GPU is present")
 
 
+def loop_arguments(args: argparse.Namespace) -> dict[str, Any]:
+    """The :class:`TrainingArguments` fields that the options of :func:`_add_loop_arguments` set."""
+    return dict(
+        output_dir=args.output_dir,
+        num_epochs=args.epochs,
+        max_steps=args.max_steps,
+        batch_size=args.batch_size,
+        eval_batch_size=args.eval_batch_size,
+        gradient_accumulation_steps=args.gradient_accumulation_steps,
+        learning_rate=args.learning_rate,
+        weight_decay=args.weight_decay,
+        optimizer=args.optimizer,
+        schedule=args.schedule,
+        warmup_ratio=args.warmup_ratio,
+        warmup_steps=args.warmup_steps,
+        max_grad_norm=args.max_grad_norm or None,
+        bf16=args.bf16,
+        seed=args.seed,
+        eval_steps=args.eval_steps,
+        save_steps=args.save_steps,
+        save_total_limit=args.save_total_limit,
+        logging_steps=args.logging_steps,
+        resume=args.resume,
+        progress=not args.no_progress,
+        no_cuda=args.no_cuda,
+    )
+
+
 def add_train_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add the ``train`` (fine-tuning) options to ``parser``."""
     g = parser.add_argument_group("task and data")
@@ -220,32 +248,11 @@ def run_train(args: argparse.Namespace) -> int:
 
     metric = args.metric_for_best or task.main_metric
     training_args = TrainingArguments(
-        output_dir=args.output_dir,
-        num_epochs=args.epochs,
-        max_steps=args.max_steps,
-        batch_size=args.batch_size,
-        eval_batch_size=args.eval_batch_size,
-        gradient_accumulation_steps=args.gradient_accumulation_steps,
-        learning_rate=args.learning_rate,
-        weight_decay=args.weight_decay,
-        optimizer=args.optimizer,
-        schedule=args.schedule,
-        warmup_ratio=args.warmup_ratio,
-        warmup_steps=args.warmup_steps,
-        max_grad_norm=args.max_grad_norm or None,
-        bf16=args.bf16,
-        seed=args.seed,
-        eval_steps=args.eval_steps,
+        **loop_arguments(args),
         eval_each_epoch=not args.no_eval_each_epoch,
-        save_steps=args.save_steps,
-        save_total_limit=args.save_total_limit,
         early_stopping_patience=args.early_stopping_patience,
         metric_for_best=metric,
         greater_is_better=not any(word in metric for word in ("loss", "mse")),
-        logging_steps=args.logging_steps,
-        resume=args.resume,
-        progress=not args.no_progress,
-        no_cuda=args.no_cuda,
     )
 
     def save(m: Any, folder: str) -> None:

@@ -25,6 +25,7 @@ import torch
 from .. import hub
 from ..config import SqueezeBertConfig
 from ..modeling.pretraining import SqueezeBertForPreTraining
+from .cli import loop_arguments
 from .data import pad_batch
 from .trainer import DistributedInfo, StreamSource, Trainer, TrainingArguments
 
@@ -338,30 +339,9 @@ def pretrain_from_args(args: argparse.Namespace, info: DistributedInfo) -> dict[
             return evaluate_pretraining(m, held_out, collate, args.eval_batch_size, info.device, autocast)
 
     training_args = TrainingArguments(
-        output_dir=args.output_dir,
-        num_epochs=args.epochs,
-        max_steps=args.max_steps,
-        batch_size=args.batch_size,
-        eval_batch_size=args.eval_batch_size,
-        gradient_accumulation_steps=args.gradient_accumulation_steps,
-        learning_rate=args.learning_rate,
-        weight_decay=args.weight_decay,
-        optimizer=args.optimizer,
-        schedule=args.schedule,
-        warmup_ratio=args.warmup_ratio,
-        warmup_steps=args.warmup_steps,
-        max_grad_norm=args.max_grad_norm or None,
-        bf16=args.bf16,
-        seed=args.seed,
-        eval_steps=args.eval_steps,
-        save_steps=args.save_steps,
-        save_total_limit=args.save_total_limit,
+        **loop_arguments(args),
         metric_for_best="loss" if evaluate else None,
         greater_is_better=False,
-        logging_steps=args.logging_steps,
-        resume=args.resume,
-        progress=not args.no_progress,
-        no_cuda=args.no_cuda,
     )
 
     def save(m: Any, folder: str) -> None:
