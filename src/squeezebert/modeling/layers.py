@@ -257,7 +257,8 @@ class SqueezeBertSelfAttention(nn.Module):
             weight, bias = self._qkv_weight_and_bias()
             qkv = torch.baddbmm(bias, x_groups, weight)  # (G, tokens, 3 * heads/G * d)
         qkv = qkv.view(groups * batch, seq, 3, heads // groups, d)
-        return qkv[:, :, 0].transpose(1, 2), qkv[:, :, 1].transpose(1, 2), qkv[:, :, 2].transpose(1, 2)
+        q, k, v = qkv.unbind(2)  # views; unbind (unlike indexing) needs no zero-filled buffers in backward
+        return q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
 
     def forward(
         self,
