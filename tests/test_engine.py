@@ -256,6 +256,22 @@ def test_training_mode_with_dropout_runs_and_is_random():
     assert max_diff(third, second.logits) > 0
 
 
+def test_chunked_feed_forward_keeps_dropout_in_train_mode_without_grad(monkeypatch):
+    """More than FFN_CHUNK_ROWS tokens in train mode under no_grad: the output projection's dropout still applies."""
+    monkeypatch.setattr(layers, "FFN_CHUNK_ROWS", 8)
+    layer = make_ours("engine", "SqueezeBertModel", attention_probs_dropout_prob=0.0).encoder.layers[0].train()
+    x = torch.randn(40, layer.output.conv1d.out_channels, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        first, second = layer.feed_forward(x), layer.feed_forward(x)
+    assert max_diff(first, second) > 0
+    layer.eval()
+    with torch.no_grad():
+        chunked = layer.feed_forward(x)
+    with torch.enable_grad():
+        plain = layer.feed_forward(x)
+    assert max_diff(chunked, plain) <= ATOL
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # bf16
 

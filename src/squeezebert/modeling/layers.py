@@ -317,13 +317,17 @@ class ConvResidualNorm(nn.Module):
         """``x`` ``(tokens, cin)``, ``residual`` ``(tokens, cout)`` -> ``LayerNorm(residual + dropout(conv(x)))``."""
         return self.layernorm(self.residual_sum(self.conv1d.to_groups(x), residual))
 
+    def accumulates_in_place(self) -> bool:
+        """Whether the convolution may add straight into ``residual + bias``: no autograd graph and no dropout."""
+        return _fast_inference() and not (self.training and self.dropout.p > 0)
+
     def residual_sum(self, x_groups: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
         """``residual + dropout(conv(x))`` for ``x`` in group layout ``(G, tokens, cin/G)``.
 
         At inference the convolution accumulates into ``residual + bias`` (no intermediate output).
         """
         conv = self.conv1d
-        if not _fast_inference() or (self.training and self.dropout.p > 0):
+        if not self.accumulates_in_place():
             return self.dropout(from_groups(conv.grouped(x_groups))) + residual
         out = residual + conv.bias
         conv.accumulate(x_groups, conv.out_groups(out))
@@ -376,10 +380,10 @@ class SqueezeBertLayer(nn.Module):
     def feed_forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x + dropout(output(act(intermediate(x))))``, before the last LayerNorm.
 
-        Without gradients the output conv accumulates chunk by chunk into ``x + bias``.
+        Without gradients or dropout the output conv accumulates chunk by chunk into ``x + bias``.
         """
         rows = x.shape[0]
-        if not _fast_inference() or rows <= FFN_CHUNK_ROWS:
+        if not self.output.accumulates_in_place() or rows <= FFN_CHUNK_ROWS:
             return self.output.residual_sum(self._ffn_input(x), x)
         conv = self.output.conv1d
         out = x + conv.bias
