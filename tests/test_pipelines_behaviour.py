@@ -188,8 +188,6 @@ def test_embeddings_accept_a_head_model_object(checkpoints: Checkpoints) -> None
 
 
 def test_int8(checkpoints: Checkpoints) -> None:
-    if not hasattr(squeezebert, "quantize_dynamic"):
-        pytest.skip("squeezebert.quantize_dynamic is not available yet")
     float_pipe = make("embeddings", checkpoints["mlm"])
     int8_pipe = squeezebert.pipeline("embeddings", model=checkpoints["mlm"], int8=True)
     assert int8_pipe.model is not float_pipe.model

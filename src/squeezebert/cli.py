@@ -441,20 +441,16 @@ def run_info(args: argparse.Namespace) -> int:
 
 
 def run_convert(args: argparse.Namespace) -> int:
-    try:
-        from .convert import convert_bert_checkpoint
-    except ImportError:
-        raise UserError("convert-bert is not available in this version of squeezebert") from None
+    from .convert import convert_bert_checkpoint
+
     convert_bert_checkpoint(args.src, args.dst)
     print(f"converted {args.src} -> {args.dst}", file=sys.stderr)
     return 0
 
 
 def run_bench(argv: list[str]) -> int:
-    try:
-        from .bench import main as bench_main
-    except ImportError:
-        raise UserError("bench is not available in this version of squeezebert") from None
+    from .bench import main as bench_main
+
     return bench_main(argv)
 
 

@@ -19,6 +19,7 @@ import torch
 
 from . import hub
 from .config import SqueezeBertConfig
+from .modeling.pretrained import modern_weight_name
 
 __all__ = ["convert_bert_checkpoint", "convert_bert_config", "convert_bert_state_dict"]
 
@@ -117,10 +118,7 @@ def convert_bert_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.T
     """
     converted: dict[str, torch.Tensor] = {}
     for key, value in state.items():
-        if key.endswith(".gamma"):  # old TensorFlow-style LayerNorm names
-            key = key.removesuffix("gamma") + "weight"
-        elif key.endswith(".beta"):
-            key = key.removesuffix("beta") + "bias"
+        key = modern_weight_name(key)
         if key.endswith("position_ids") or key.startswith("cls.seq_relationship."):
             continue
         if key.startswith("bert."):

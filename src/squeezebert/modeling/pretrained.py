@@ -202,7 +202,7 @@ class SqueezeBertPreTrainedModel(nn.Module):
 
     def _load_checkpoint(self, state: dict[str, torch.Tensor], ignore_mismatched_sizes: bool) -> dict[str, list]:
         """Copy ``state`` into the model; return the missing, unexpected and mismatched keys."""
-        state = {_modern_name(k): v for k, v in state.items()}
+        state = {modern_weight_name(k): v for k, v in state.items()}
         prefix = self.base_model_prefix + "."
         is_head = self.base_model is not self
         if is_head and not any(k.startswith(prefix) for k in state):
@@ -257,7 +257,7 @@ class SqueezeBertPreTrainedModel(nn.Module):
         }
 
 
-def _modern_name(key: str) -> str:
+def modern_weight_name(key: str) -> str:
     """Old TensorFlow-style LayerNorm names (``gamma``/``beta``) as PyTorch's (``weight``/``bias``)."""
     if key.endswith(".gamma"):
         return key[: -len("gamma")] + "weight"

@@ -64,10 +64,8 @@ def load_model(model: Any, model_class: type[SqueezeBertPreTrainedModel]) -> Squ
 
 def int8_model(model: torch.nn.Module) -> torch.nn.Module:
     """The dynamically int8-quantised copy of ``model`` (CPU only)."""
-    try:
-        from .. import quantize_dynamic
-    except ImportError:
-        raise ValueError("int8=True needs squeezebert.quantize_dynamic, which this version does not have") from None
+    from ..quantization import quantize_dynamic
+
     return quantize_dynamic(model)
 
 
