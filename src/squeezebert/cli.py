@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from .hub import parse_json_object
+
 USER_ERROR = 2
 
 
@@ -39,13 +41,7 @@ def read_records(lines: Iterable[str], source: str) -> Iterator[dict[str, Any]]:
         if not is_json:
             yield {"text": line}
             continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise UserError(f"{source}, line {number}: malformed JSON ({err.msg} at column {err.colno})") from None
-        if not isinstance(record, dict):
-            raise UserError(f"{source}, line {number}: expected a JSON object, got {type(record).__name__}")
-        yield record
+        yield parse_json_object(line, f"{source}, line {number}")
 
 
 def input_records(args: argparse.Namespace) -> Iterator[dict[str, Any]]:

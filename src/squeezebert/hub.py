@@ -158,16 +158,22 @@ def resolve_file(
         raise CheckpointNotFoundError(f"{name!r} is neither a local folder nor a valid hub repo id") from err
 
 
+def parse_json_object(text: str, where: str) -> dict[str, Any]:
+    """Parse ``text`` as one JSON object; anything else is a ValueError that starts with ``where``."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        position = f"line {err.lineno}, column {err.colno}" if "\n" in text.strip() else f"column {err.colno}"
+        raise ValueError(f"{where}: malformed JSON ({err.msg} at {position})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{where}: expected a JSON object, got {type(data).__name__}")
+    return data
+
+
 def read_json(path: str | os.PathLike) -> dict[str, Any]:
     """Read a JSON object from ``path``; a malformed file is a ValueError naming it."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path} is not valid JSON: {err}") from err
-    if not isinstance(data, dict):
-        raise ValueError(f"{path} must hold a JSON object, not {type(data).__name__}")
-    return data
+    with open(path, encoding="utf-8") as f:
+        return parse_json_object(f.read(), os.fspath(path))
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -16,6 +16,8 @@ from typing import Any
 
 import torch
 
+from .. import hub
+
 TABLE_FORMATS = ("csv", "tsv", "jsonl", "json")
 
 
@@ -60,13 +62,7 @@ def read_table(path: str | os.PathLike) -> list[dict[str, Any]]:
             for number, line in enumerate(f, 1):
                 if not line.strip():
                     continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as err:
-                    raise ValueError(f"{os.fspath(path)!r} line {number}: invalid JSON ({err.msg})") from None
-                if not isinstance(row, dict):
-                    raise ValueError(f"{os.fspath(path)!r} line {number}: expected a JSON object")
-                rows.append(row)
+                rows.append(hub.parse_json_object(line, f"{os.fspath(path)!r} line {number}"))
         return rows
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
