@@ -417,3 +417,39 @@ def test_public_names_unchanged():
             continue
         assert ours_shapes[key] == tuple(value.shape), key
     assert isinstance(squeezebert.SqueezeBertModel, type)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Dropout with the cheaper mask
+
+
+@pytest.mark.parametrize("p", [0.1, 0.5, 0.9])
+def test_dropout_keeps_each_element_with_probability_1_minus_p(p):
+    torch.manual_seed(0)
+    n = 400_000
+    out = layers.dropout(torch.full((n,), 2.0), p, True)
+    kept = out != 0
+    assert torch.equal(out[kept], torch.full((int(kept.sum()),), 2.0 / (1.0 - p)))  # inverted dropout's scale
+    sigma = (p * (1 - p) / n) ** 0.5
+    assert abs(kept.float().mean().item() - (1 - p)) < 5 * sigma
+    # neighbouring elements (the two 32-bit words of one 64-bit draw) are independent
+    pairs = kept.view(-1, 2).float()
+    assert abs((pairs[:, 0] * pairs[:, 1]).mean().item() - (1 - p) ** 2) < 5 * sigma
+
+
+def test_dropout_gradient_reproducibility_and_identities():
+    x = torch.randn(3, 5, 7, requires_grad=True)
+    torch.manual_seed(1)
+    out = layers.dropout(x, 0.3, True)
+    torch.manual_seed(1)
+    assert torch.equal(out, layers.dropout(x, 0.3, True))  # the default generator's seed decides the mask
+    assert not torch.equal(out, layers.dropout(x, 0.3, True))
+    grad = torch.randn_like(x)
+    out.backward(grad)
+    mask = (out != 0).float() / 0.7
+    torch.testing.assert_close(x.grad, grad * mask)
+    assert layers.dropout(x, 0.3, False) is x and layers.dropout(x, 0.0, True) is x
+    assert torch.equal(layers.dropout(x, 1.0, True), torch.zeros_like(x))
+    assert layers.dropout(x.detach().bfloat16(), 0.5, True).dtype == torch.bfloat16
+    module = layers.Dropout(0.3)
+    assert module.eval()(x) is x and module.train()(x).shape == x.shape

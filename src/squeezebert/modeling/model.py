@@ -10,7 +10,7 @@ from torch import nn
 
 from ..config import SqueezeBertConfig
 from .inputs import additive_mask, head_mask_per_layer, validate_inputs
-from .layers import SqueezeBertEmbeddings, SqueezeBertLayer, SqueezeBertOnlyMLMHead, SqueezeBertPooler
+from .layers import Dropout, SqueezeBertEmbeddings, SqueezeBertLayer, SqueezeBertOnlyMLMHead, SqueezeBertPooler
 from .outputs import (
     BaseModelOutputWithPooling,
     MaskedLMOutput,
@@ -189,7 +189,7 @@ class _SqueezeBertWithClassifier(_SqueezeBertWithHead):
     def __init__(self, config: SqueezeBertConfig, num_outputs: int) -> None:
         super().__init__(config)
         self.num_labels = config.num_labels
-        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.dropout = Dropout(config.hidden_dropout_prob)
         self.classifier = nn.Linear(config.hidden_size, num_outputs)
         self.post_init()
 
