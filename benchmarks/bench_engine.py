@@ -228,9 +228,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.quick:
-        rounds = {"1x128": 5, "8x128": 3, "32x128": 0, "1x512": 3, "train": 2}
+        rounds = {"1x128": 5, "8x128": 3, "32x128": 0, "1x512": 3, "train": 3}
     else:
-        rounds = {"1x128": 15, "8x128": 5, "32x128": 3, "1x512": 5, "train": 3}
+        rounds = {"1x128": 15, "8x128": 5, "32x128": 3, "1x512": 5, "train": 6}
 
     if args.child:
         print("RESULT " + json.dumps(measure(rounds)))
