@@ -30,6 +30,7 @@ and the fused QKV projection stays one quantized projection.
 from __future__ import annotations
 
 import copy
+from collections.abc import Collection
 
 import torch
 from torch import nn
@@ -37,7 +38,7 @@ from torch import nn
 from .modeling.layers import GroupedConv1x1, SqueezeBertLayer, SqueezeBertSelfAttention
 from .modeling.model import SqueezeBertModel
 
-__all__ = ["Int8Projection", "quantize_dynamic", "quantize_rows"]
+__all__ = ["PROJECTION_KINDS", "Int8Projection", "quantize_dynamic", "quantize_rows"]
 
 
 def quantize_rows(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -204,20 +205,56 @@ def _outlier_channels(weight: torch.Tensor, ranges: torch.Tensor, count: int) ->
     return torch.cat([by_activation, by_weight], dim=1)
 
 
-def quantize_dynamic(model: nn.Module, inplace: bool = False, outliers: int = 8) -> nn.Module:
+# The projection kinds ``keep_float`` may name, and how each is found among a model's modules.
+PROJECTION_KINDS = ("attention", "post_attention", "intermediate", "output", "heads")
+
+
+def _projection_kinds(model: nn.Module) -> dict[nn.Module, str]:
+    """Every projection ``quantize_dynamic`` would replace, mapped to its kind (the self-attention module stands for
+    its Q, K and V)."""
+    kinds: dict[nn.Module, str] = {}
+    for layer in model.modules():
+        if isinstance(layer, SqueezeBertLayer):
+            kinds[layer.attention] = "attention"
+            for conv in (layer.attention.query, layer.attention.key, layer.attention.value):
+                kinds[conv] = "attention"
+            kinds[layer.post_attention.conv1d] = "post_attention"
+            kinds[layer.intermediate.conv1d] = "intermediate"
+            kinds[layer.output.conv1d] = "output"
+    for module in model.modules():
+        if isinstance(module, (GroupedConv1x1, nn.Linear)) and module not in kinds:
+            kinds[module] = "heads"  # pooler, task heads, MLM transform and decoder
+    return kinds
+
+
+def quantize_dynamic(
+    model: nn.Module, inplace: bool = False, outliers: int = 8, keep_float: Collection[str] = ()
+) -> nn.Module:
     """An int8 copy of a SqueezeBERT model (or ``model`` itself with ``inplace=True``) for CPU inference.
 
     Every grouped projection and ``nn.Linear`` (pooler, heads, MLM decoder) gets int8 weights with per-channel
     scales; activations are quantized per token (and group) at run time; the Q, K and V projections of a layer
     run as one fused int8 projection. In the encoder, ``2 * outliers`` input channels of each projection (shared
-    among its groups) stay in fp32 (see the module docstring; 0 turns this off). The result is for inference: it has
-    no gradients, and its state dict holds int8 buffers, not the checkpoint's parameters (save the float model).
+    among its groups) stay in fp32 (see the module docstring; 0 turns this off). ``keep_float`` names projection
+    kinds left in floating point, trading speed for accuracy: any of ``"attention"`` (Q, K, V),
+    ``"post_attention"``, ``"intermediate"``, ``"output"`` (the feed-forward block's second projection, the one
+    whose int8 error is largest) and ``"heads"``. The result is for inference: it has no gradients, and its state
+    dict holds int8 buffers, not the checkpoint's parameters (save the float model).
     """
+    if isinstance(keep_float, str):
+        raise TypeError(f"keep_float must be a collection of projection kinds, not the string {keep_float!r}")
+    unknown = sorted(set(keep_float) - set(PROJECTION_KINDS))
+    if unknown:
+        choices = ", ".join(PROJECTION_KINDS)
+        raise ValueError(f"keep_float has unknown projection kinds {unknown}; choose from {choices}")
+    if not isinstance(outliers, int) or outliers < 0:
+        raise ValueError(f"outliers must be an integer >= 0, got {outliers!r}")
     if not inplace:
         model = copy.deepcopy(model)
+    kinds = {module: kind for module, kind in _projection_kinds(model).items() if kind not in keep_float}
     ranges = _input_ranges(model) if outliers > 0 else {}
     for module in list(model.modules()):
-        if isinstance(module, SqueezeBertSelfAttention) and module.fused_qkv:
+        if isinstance(module, SqueezeBertSelfAttention) and module in kinds and module.fused_qkv:
             with torch.no_grad():
                 weight, bias = module._qkv_weight_and_bias()
             channels = _outlier_channels(weight, ranges[module], outliers) if module in ranges else None
@@ -227,6 +264,8 @@ def quantize_dynamic(model: nn.Module, inplace: bool = False, outliers: int = 8)
             for conv in (module.query, module.key, module.value):
                 ranges[conv] = ranges[module]
     for name, module in list(model.named_modules()):
+        if module not in kinds:
+            continue
         if isinstance(module, GroupedConv1x1):
             channels = _outlier_channels(module.group_weight(), ranges[module], outliers) if module in ranges else None
             replacement = Int8Projection.from_conv(module, channels)
