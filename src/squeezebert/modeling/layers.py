@@ -315,9 +315,10 @@ class SqueezeBertSelfAttention(nn.Module):
         probs = None
         # The explicit path for attention weights, head_mask and dropout (SDPA's CPU dropout is F.dropout's mask)
         if output_attentions or head_mask is not None or dropout_p > 0.0:
-            scores = torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(self.head_size)
+            # scaling q (half the size of the scores) also gives matmul the contiguous operand it would copy q into
+            scores = torch.matmul(q * (1.0 / math.sqrt(self.head_size)), k.transpose(-1, -2))
             if mask is not None:
-                scores = scores + mask
+                scores = scores.add_(mask)  # in place: matmul's backward does not need its output
             probs = dropout(torch.softmax(scores, dim=-1), dropout_p, self.training)
             if head_mask is not None:
                 scale = head_mask.to(probs.dtype).view(groups, 1, heads_per_group, 1, 1)
