@@ -1,7 +1,7 @@
 """The engine benchmark: squeezebert's fast path (fp32 and int8) against Hugging Face's SqueezeBERT and BERT-base.
 
-    python benchmarks/bench_engine.py            # full run, about 4-5 minutes on 2 quiet cores
-    python benchmarks/bench_engine.py --quick    # a smaller, noisier run
+    python benchmarks/bench_engine.py            # full run, 6-9 minutes on 2 cores
+    python benchmarks/bench_engine.py --quick    # a smaller, noisier run (about 3 minutes)
 
 For batch 1, 8 and 32 at 128 tokens and batch 1 at 512 tokens it prints, per model: ms per batch, sequences/s,
 achieved GFLOP/s (analytic encoder FLOPs, the same count for int8), the share of the fp32 matmul peak (a 2048^3
