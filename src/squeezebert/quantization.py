@@ -6,7 +6,9 @@ Every grouped 1x1 convolution and every ``nn.Linear`` becomes an :class:`Int8Pro
     input   x (G, T, cin)     ->  x_q = round((x - o) / s_x) in int8,  s_x = (max x - min x) / 255 per token and group
     output  y = (s_x (x_q @ W_q) + o * sum_k W_q) * s_w + bias       (x_q @ W_q in int32 on the int8 dot products)
 
-Attention scores, softmax, LayerNorm and the activation stay in floating point.
+Attention scores, softmax, LayerNorm and the activation stay in floating point. The element-wise work around each
+int8 matmul runs in compiled kernels (:mod:`squeezebert.kernels`, one pass per row) where they could be built, and
+as PyTorch operations otherwise; both compute the formulas above.
 
 Outlier channels (LLM.int8-style decomposition): a few input channels of each encoder projection stay in fp32,
 ``y += x[:, O] @ W[O]``, and are zeroed before the per-token quantization; their weight rows are left out of the
@@ -35,10 +37,12 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Collection
+from types import ModuleType
 
 import torch
 from torch import nn
 
+from .kernels import int8_kernels
 from .modeling.layers import GroupedConv1x1, SqueezeBertLayer, SqueezeBertSelfAttention
 from .modeling.model import SqueezeBertModel
 
@@ -58,6 +62,13 @@ def quantize_rows(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Te
     shift = torch.mul(low, inv).add_(128.0).neg_()  # x * inv + shift lies in [-128, 127]
     q = torch.addcmul(shift, x, inv).round_().to(torch.int8)
     return q, scale, torch.add(low, scale, alpha=128.0)
+
+
+_NO_TENSOR = torch.empty(0)  # "none" for the kernels' optional tensor arguments
+
+
+def _plain_rows(t: torch.Tensor) -> bool:
+    return t.dtype == torch.float32 and t.device.type == "cpu" and t.stride(-1) == 1
 
 
 class Int8Projection(nn.Module):
@@ -112,38 +123,60 @@ class Int8Projection(nn.Module):
         """``(tokens, out)`` -> ``(groups, tokens, out / groups)``, a strided view."""
         return y.view(y.shape[0], self.groups, self.out_channels // self.groups).transpose(0, 1)
 
-    def _int_matmul(self, x_groups: torch.Tensor) -> torch.Tensor:
-        """``x @ W / s_w``: ``(G, T, cin/G)`` float -> ``(G, T, cout/G)`` float, still to scale by ``s_w``.
+    def _kernels(self, *tensors: torch.Tensor) -> ModuleType | None:
+        """The compiled kernels (:mod:`squeezebert.kernels`) if built and applicable (fp32 CPU, contiguous rows)."""
+        kernels = int8_kernels(build=False)
+        usable = kernels is not None and self.weight_scale.dtype == torch.float32
+        return kernels if usable and all(_plain_rows(t) for t in tensors) else None
+
+    def _product(
+        self, x_groups: torch.Tensor, kernels: ModuleType | None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """``x_q @ W_q`` in int32 with the rows' ``s_x`` and ``o``, and the outlier channels' inputs (None if none).
 
         With ``x ~ s_x x_q + o``: ``x @ W_q = s_x (x_q @ W_q) + o * sum_k W_q[k]``, the matmul in int8 -> int32.
         The outlier channels are zeroed before the quantization (their rows of ``W_q`` are zero) and added in fp32.
         """
         groups, tokens = x_groups.shape[:2]
-        x_outliers = None
-        if self.outliers.shape[-1]:
-            index = self.outliers.expand(groups, tokens, -1)
-            x_outliers = x_groups.gather(-1, index)
-            x_groups = x_groups * self.inlier_mask  # one pass, cheaper than a scatter
-        x_q, x_scale, offset = quantize_rows(x_groups)
+        has_outliers = self.outliers.shape[-1] > 0
+        if kernels is not None:  # the mask and the gather happen inside the one pass
+            keep = self.inlier_mask.view(groups, -1) if has_outliers else _NO_TENSOR
+            index = self.outliers.view(groups, self.outliers.shape[-1])
+            x_q, x_scale, offset, x_outliers = kernels.quantize_rows(x_groups, keep, index)
+        else:
+            x_outliers = x_groups.gather(-1, self.outliers.expand(groups, tokens, -1)) if has_outliers else None
+            x_q, x_scale, offset = quantize_rows(x_groups * self.inlier_mask if has_outliers else x_groups)
         acc = torch.empty(groups, tokens, self.out_channels // groups, dtype=torch.int32, device=x_groups.device)
         for g in range(groups):
             torch._int_mm(x_q[g], self.weight_int8[g], out=acc[g])
+        return acc, x_scale, offset, x_outliers
+
+    def _dequantize(
+        self, x_groups: torch.Tensor, out: torch.Tensor | None, kernels: ModuleType | None
+    ) -> torch.Tensor | None:
+        """``bias + x @ W`` (``out`` None: a new tensor) or ``out += x @ W``, in group layout."""
+        acc, x_scale, offset, x_outliers = self._product(x_groups, kernels)
+        if kernels is not None:
+            result = torch.empty(acc.shape, device=acc.device) if out is None else out
+            weights = (self.weight_sum, self.weight_scale, self.bias, x_outliers, self.outlier_weight)
+            kernels.dequantize(acc, x_scale, offset, *weights, result, out is not None)
+            return result
         y = acc.to(x_scale.dtype).mul_(x_scale)
         y.addcmul_(offset, self.weight_sum.to(y.dtype))
         if x_outliers is not None:
             y.baddbmm_(x_outliers, self.outlier_weight.to(y.dtype))
-        return y
-
-    def grouped(self, x_groups: torch.Tensor) -> torch.Tensor:
-        """``(G, tokens, in/G)`` -> ``(G, tokens, out/G)``, bias included."""
-        y = self._int_matmul(x_groups)
+        if out is not None:
+            return out.addcmul_(y, self.weight_scale.to(y.dtype))
         bias = self.bias.view(self.groups, 1, -1).to(y.dtype)
         return torch.addcmul(bias, y, self.weight_scale.to(y.dtype), out=y)
 
+    def grouped(self, x_groups: torch.Tensor) -> torch.Tensor:
+        """``(G, tokens, in/G)`` -> ``(G, tokens, out/G)``, bias included."""
+        return self._dequantize(x_groups, None, self._kernels(x_groups))
+
     def accumulate(self, x_groups: torch.Tensor, out_groups: torch.Tensor) -> None:
         """``out_groups += x_groups @ W`` in place, without the bias."""
-        y = self._int_matmul(x_groups)
-        out_groups.addcmul_(y, self.weight_scale.to(y.dtype))
+        self._dequantize(x_groups, out_groups, self._kernels(x_groups, out_groups))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         leading = x.shape[:-1]
@@ -253,6 +286,7 @@ def quantize_dynamic(
         raise ValueError(f"keep_float has unknown projection kinds {unknown}; choose from {choices}")
     if not isinstance(outliers, int) or outliers < 0:
         raise ValueError(f"outliers must be an integer >= 0, got {outliers!r}")
+    int8_kernels()  # compiled once per machine (about half a minute), then loaded from torch's cache
     if not inplace:
         model = copy.deepcopy(model)
     kinds = {module: kind for module, kind in _projection_kinds(model).items() if kind not in keep_float}
