@@ -195,6 +195,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; batch {args.batch} x {args.seq} tokens")
+    if not args.no_int8:
+        from .kernels import kernels_status
+
+        print(f"int8 CPU kernels: {kernels_status()}")
     with torch.inference_mode():
         peak = matmul_peak_gflops()
         times = time_interleaved(models, args.rounds)
