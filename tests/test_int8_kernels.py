@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import warnings
 
 import pytest
 import torch
@@ -110,3 +111,31 @@ def test_model_with_kernels_matches_the_pytorch_path(kernels, monkeypatch):
 def test_kernels_can_be_turned_off(monkeypatch):
     monkeypatch.setenv("SQUEEZEBERT_KERNELS", "0")
     assert kernels_module._build() == (None, "off (SQUEEZEBERT_KERNELS=0)")
+
+
+def test_a_failed_build_falls_back_with_one_warning(monkeypatch):
+    import torch.utils.cpp_extension
+
+    def no_compiler(**kwargs):
+        raise RuntimeError("Error building extension: c++: command not found")
+
+    monkeypatch.setattr(torch.utils.cpp_extension, "load", no_compiler)
+    monkeypatch.setattr(kernels_module, "_is_cached", lambda name: True)
+    monkeypatch.setattr(kernels_module, "_STATE", {})
+    with pytest.warns(RuntimeWarning, match="could not be built .*command not found.*PyTorch operations"):
+        assert kernels_module.int8_kernels() is None
+    assert kernels_module.kernels_status().startswith("unavailable (RuntimeError")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert kernels_module.int8_kernels() is None  # decided once: no second attempt, no second warning
+    assert caught == []
+
+
+def test_first_build_says_so_on_stderr(monkeypatch, capsys):
+    import torch.utils.cpp_extension
+
+    monkeypatch.setattr(torch.utils.cpp_extension, "load", lambda **kwargs: kernels_module)  # any module object
+    monkeypatch.setattr(kernels_module, "_is_cached", lambda name: False)
+    module, status = kernels_module._build()
+    assert module is kernels_module and status.startswith("compiled")
+    assert "compiling the int8 CPU kernels" in capsys.readouterr().err

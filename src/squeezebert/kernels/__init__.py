@@ -12,9 +12,9 @@ operations alone with the same math, after one warning; ``SQUEEZEBERT_KERNELS=0`
 from __future__ import annotations
 
 import hashlib
-import logging
 import os
 import platform
+import sys
 import threading
 import warnings
 from pathlib import Path
@@ -27,7 +27,6 @@ __all__ = ["int8_kernels", "kernels_status"]
 _SOURCE = Path(__file__).with_name("int8_cpu.cpp")
 _LOCK = threading.Lock()
 _STATE: dict[str, object] = {}  # "module": the extension or None, "status": a line for humans
-_log = logging.getLogger(__name__)
 
 
 def _build_name() -> str:
@@ -43,15 +42,27 @@ def _build_name() -> str:
     return f"squeezebert_int8_{digest.hexdigest()[:16]}"
 
 
+def _is_cached(name: str) -> bool:
+    """Whether torch's extension cache already holds this build (True when that cannot be told: say nothing)."""
+    try:
+        from torch.utils.cpp_extension import _get_build_directory
+
+        return any(Path(_get_build_directory(name, verbose=False)).glob(f"{name}.*"))
+    except Exception:
+        return True
+
+
 def _build() -> tuple[ModuleType | None, str]:
     if os.environ.get("SQUEEZEBERT_KERNELS", "1").strip() == "0":
         return None, "off (SQUEEZEBERT_KERNELS=0)"
+    name = _build_name()
     try:
         from torch.utils.cpp_extension import load
 
-        _log.info("building squeezebert's int8 CPU kernels (once, about half a minute)")
+        if not _is_cached(name):
+            print("squeezebert: compiling the int8 CPU kernels (once per machine, about 30 s)", file=sys.stderr)
         module = load(
-            name=_build_name(),
+            name=name,
             sources=[str(_SOURCE)],
             extra_cflags=["-O3", "-march=native", "-fopenmp"],
             extra_ldflags=["-fopenmp"],
