@@ -151,9 +151,7 @@ class Int8Projection(nn.Module):
             torch._int_mm(x_q[g], self.weight_int8[g], out=acc[g])
         return acc, x_scale, offset, x_outliers
 
-    def _dequantize(
-        self, x_groups: torch.Tensor, out: torch.Tensor | None, kernels: ModuleType | None
-    ) -> torch.Tensor | None:
+    def _dequantize(self, x_groups: torch.Tensor, out: torch.Tensor | None, kernels: ModuleType | None) -> torch.Tensor:
         """``bias + x @ W`` (``out`` None: a new tensor) or ``out += x @ W``, in group layout."""
         acc, x_scale, offset, x_outliers = self._product(x_groups, kernels)
         if kernels is not None:
