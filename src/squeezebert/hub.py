@@ -227,11 +227,30 @@ def load_state_dict(name_or_path: str | os.PathLike, **hub_kwargs: Any) -> dict[
 # Saving
 
 
+def current_umask() -> int:
+    """The process's umask, read without changing it where the OS allows (``Umask:`` in /proc/self/status).
+
+    The fallback sets and restores it, which another thread creating a file at that instant could notice.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
     """Open a temporary file beside ``path``; on success fsync it and rename it over ``path``.
 
-    If the block raises (or the process dies), ``path`` keeps its previous content and the temporary is removed.
+    The file gets the permissions a plain ``open()`` would create it with (``0o666 & ~umask``), not the owner-only
+    ones of :func:`tempfile.mkstemp`. If the block raises (or the process dies), ``path`` keeps its previous content
+    and the temporary is removed.
     """
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
@@ -240,6 +259,11 @@ def atomic_write(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
     try:
         encoding = None if "b" in mode else "utf-8"
         with os.fdopen(fd, mode, encoding=encoding) as f:
+            permissions = 0o666 & ~current_umask()
+            if hasattr(os, "fchmod"):
+                os.fchmod(f.fileno(), permissions)
+            else:  # Windows before Python 3.13
+                os.chmod(tmp, permissions)
             yield f
             f.flush()
             os.fsync(f.fileno())
