@@ -6,7 +6,8 @@ Everything that touches the file system for configs, tokenizers and weights goes
   name is a hub repo id resolved with ``huggingface_hub`` (standard cache, ``HF_HOME`` / ``HF_HUB_CACHE`` /
   ``HF_HUB_OFFLINE`` read at call time, so they can be changed after import).
 - :func:`load_state_dict` reads ``model.safetensors`` first, then ``pytorch_model.bin`` with
-  ``torch.load(weights_only=True)`` (never unpickling arbitrary objects), and sharded checkpoints via their index.
+  ``torch.load(weights_only=True)`` (never unpickling arbitrary objects), and sharded checkpoints via their index;
+  a file that cannot be parsed is a :class:`DamagedCheckpointError` (an ``OSError``) naming it.
 - :func:`atomic_write` writes a file next to its destination and renames it into place, so an interrupted save
   never leaves a half-written file where a good one was.
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import pickle
 import socket
 import tempfile
 import time
@@ -34,6 +36,13 @@ WEIGHTS_NAME = "pytorch_model.bin"
 WEIGHTS_INDEX_NAME = "pytorch_model.bin.index.json"
 
 _TRUE_VALUES = {"1", "on", "yes", "true"}
+
+
+class DamagedCheckpointError(OSError):
+    """A weight file exists but cannot be parsed (truncated download, interrupted copy, not a checkpoint).
+
+    The message names the file, says what the reader reported and how to fix it.
+    """
 
 
 class CheckpointNotFoundError(OSError):
@@ -180,20 +189,44 @@ def read_json(path: str | os.PathLike) -> dict[str, Any]:
 # Loading weights
 
 
+# Errors about reaching a file rather than parsing it: the OS's message says it best.
+_NOT_DAMAGE = (FileNotFoundError, PermissionError, IsADirectoryError)
+
+
+def _damaged(path: str, reader: str, err: Exception) -> DamagedCheckpointError:
+    """The error for ``path``, with the first sentence of what ``reader`` reported."""
+    text = str(err)
+    text = text.partition("WeightsUnpickler error:")[2] or text  # past torch's note on weights_only
+    first_line = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    reason = first_line.split(". ")[0].removesuffix(".")[:300] or type(err).__name__
+    return DamagedCheckpointError(f"{path} is damaged or truncated ({reader}: {reason}): re-download or re-save it")
+
+
 def _load_weight_file(path: str) -> dict[str, torch.Tensor]:
+    """The tensors of one weight file; a file that cannot be parsed is a :class:`DamagedCheckpointError`."""
     import torch
 
     if path.endswith(".safetensors"):
         from safetensors.torch import load_file
 
-        return load_file(path, device="cpu")
+        try:
+            return load_file(path, device="cpu")
+        except _NOT_DAMAGE:
+            raise
+        except Exception as err:  # safetensors raises its own SafetensorError for a bad header or size
+            raise _damaged(path, "safetensors", err) from err
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # the unpickler refuses anything but tensors and plain containers
-        raise ValueError(
-            f"{path} could not be loaded with torch.load(weights_only=True) (it may hold arbitrary pickled "
-            f"objects, which squeezebert never unpickles): {err}"
-        ) from err
+    except _NOT_DAMAGE:
+        raise
+    except Exception as err:  # a truncated zip can also be an OSError (EINVAL)
+        if isinstance(err, pickle.UnpicklingError) and ("GLOBAL" in str(err) or "add_safe_globals" in str(err)):
+            # the weights-only unpickler refuses anything but tensors and plain containers
+            raise ValueError(
+                f"{path} could not be loaded with torch.load(weights_only=True) (it may hold arbitrary pickled "
+                f"objects, which squeezebert never unpickles): {err}"
+            ) from err
+        raise _damaged(path, "torch.load", err) from err
     if not isinstance(state, dict):
         raise ValueError(f"{path} does not hold a state dict")
     return state
