@@ -1,6 +1,6 @@
 """The paper's comparison on your own machine: SqueezeBERT against BERT-base, no weights needed.
 
-``squeezebert bench`` (or ``python -m squeezebert.bench``) builds both networks with random weights and prints
+``squeezebert bench`` (:func:`run_benchmark`) builds both networks with random weights and prints
 their parameters, analytic GFLOPs, measured latency and SqueezeBERT's speed-up, as in Table 2 of Iandola et al.
 (2020), who report 4.3x on a Pixel 3. BERT-base here is :class:`PlainBertEncoder`, a plain PyTorch BERT-base
 written in this module (dense Linear layers, the same FLOPs as BERT-base; Hugging Face ``transformers`` is not
@@ -9,12 +9,11 @@ needed). The two models run interleaved, and each figure is the median of the ro
 
 from __future__ import annotations
 
-import argparse
 import math
 import statistics
-import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -23,29 +22,46 @@ from torch import nn
 from .config import SqueezeBertConfig
 from .modeling import SqueezeBertModel
 
-__all__ = ["PlainBertEncoder", "encoder_flops", "main", "matmul_peak_gflops", "time_interleaved"]
+__all__ = [
+    "BenchOptions",
+    "BenchReport",
+    "PlainBertEncoder",
+    "encoder_flops",
+    "layer_macs_per_token",
+    "matmul_peak_gflops",
+    "run_benchmark",
+    "time_interleaved",
+]
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# FLOPs
+# FLOPs: the one count, used by ``squeezebert bench``, ``squeezebert info`` and the benchmarks
+
+
+def layer_macs_per_token(config: SqueezeBertConfig, seq: int) -> list[tuple[str, int]]:
+    """Multiply-adds per token of each part of one encoder layer, at sequence length ``seq``.
+
+    The projections are ``in * out / groups``; the attention products (scores ``q k^T`` and the weighted sum of
+    ``v``) are ``2 * seq * hidden`` per token. Embeddings, LayerNorm, softmax and the activation are left out, as in
+    the paper (they are a fraction of a percent).
+    """
+    c, i = config.hidden_size, config.intermediate_size
+    return [
+        ("attention.query", c * c // config.q_groups),
+        ("attention.key", c * c // config.k_groups),
+        ("attention.value", c * c // config.v_groups),
+        ("attention (QK^T, PV)", 2 * seq * c),
+        ("post_attention.conv1d", c * c // config.post_attention_groups),
+        ("intermediate.conv1d", c * i // config.intermediate_groups),
+        ("output.conv1d", i * c // config.output_groups),
+    ]
 
 
 def encoder_flops(config: SqueezeBertConfig, batch: int, seq: int) -> float:
-    """Multiply-adds x 2 of the encoder layers (projections and attention), as counted in the paper.
-
-    Embeddings, LayerNorm, softmax and the activation are left out (they are a fraction of a percent).
-    """
-    c, i = config.hidden_size, config.intermediate_size
-    per_token = (
-        c * c / config.q_groups
-        + c * c / config.k_groups
-        + c * c / config.v_groups
-        + c * c / config.post_attention_groups
-        + c * i / config.intermediate_groups
-        + i * c / config.output_groups
-    )
-    attention = 2 * seq * seq * c  # scores q k^T and the weighted sum of v, per sequence
-    return 2.0 * config.num_hidden_layers * (batch * seq * per_token + batch * attention)
+    """FLOPs (2 x multiply-adds) of the encoder layers on ``batch`` sequences of ``seq`` tokens, as the paper counts
+    them (:func:`layer_macs_per_token`; no embeddings, no pooler)."""
+    per_token = sum(macs for _, macs in layer_macs_per_token(config, seq))
+    return 2.0 * config.num_hidden_layers * batch * seq * per_token
 
 
 def bert_base_config(**overrides: object) -> SqueezeBertConfig:
@@ -146,79 +162,111 @@ def parameter_count(model: nn.Module) -> int:
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Command line
+# The comparison
+
+MAX_SEQ = SqueezeBertConfig().max_position_embeddings  # the paper's models have 512 positions
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="squeezebert bench",
-        description="SqueezeBERT vs BERT-base on this machine (random weights, no download): parameters, GFLOPs, "
-        "latency and speed-up, as in the SqueezeBERT paper.",
-    )
-    parser.add_argument("--batch", type=int, default=1, help="sequences per forward pass (default 1)")
-    parser.add_argument("--seq", type=int, default=128, help="tokens per sequence (default 128, as in the paper)")
-    parser.add_argument("--rounds", type=int, default=10, help="timed rounds, interleaved (default 10)")
-    parser.add_argument("--no-int8", action="store_true", help="skip the int8 SqueezeBERT row")
-    return parser
+@dataclass
+class BenchOptions:
+    """What ``squeezebert bench`` measures (its flags are generated from these fields)."""
+
+    batch: int = field(default=1, metadata={"help": "sequences per forward pass"})
+    seq: int = field(default=128, metadata={"help": f"tokens per sequence, at most {MAX_SEQ}; the paper uses 128"})
+    rounds: int = field(default=10, metadata={"help": "timed rounds, the models interleaved"})
+    int8: bool = field(default=True, metadata={"help": "also time the int8 SqueezeBERT"})
+
+    def __post_init__(self) -> None:
+        for name in ("batch", "seq", "rounds"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.seq > MAX_SEQ:
+            raise ValueError(f"seq must be at most {MAX_SEQ} (the models' max_position_embeddings), got {self.seq}")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the comparison and print it; return the exit status."""
-    args = _parser().parse_args(argv)
-    if args.batch < 1 or args.seq < 1 or args.rounds < 1:
-        print("error: --batch, --seq and --rounds must be positive", file=sys.stderr)
-        return 2
+@dataclass
+class BenchRow:
+    """One model's figures: parameters, analytic GFLOPs and median seconds per forward pass."""
+
+    name: str
+    parameters: int
+    flops: float
+    seconds: float
+
+
+@dataclass
+class BenchReport:
+    """The result of :func:`run_benchmark`."""
+
+    options: BenchOptions
+    threads: int
+    kernels: str | None  # how the int8 kernels ran, when int8 was timed
+    peak_gflops: float
+    rows: list[BenchRow]
+
+    def format(self) -> str:
+        """The readable table that ``squeezebert bench`` prints."""
+        o = self.options
+        lines = [f"torch {torch.__version__}, {self.threads} threads; batch {o.batch} x {o.seq} tokens"]
+        if self.kernels is not None:
+            lines.append(f"int8 CPU kernels: {self.kernels}")
+        lines.append(f"fp32 matmul peak (2048^3): {self.peak_gflops:.0f} GFLOP/s\n")
+        header = f"{'model':<18}{'params':>9}{'GFLOPs':>9}{'ms':>10}{'GFLOP/s':>10}{'speed-up':>10}"
+        lines += [header, "-" * len(header)]
+        base = self.rows[0].seconds
+        for row in self.rows:
+            lines.append(
+                f"{row.name:<18}{row.parameters / 1e6:>8.1f}M{row.flops / 1e9:>9.2f}{row.seconds * 1e3:>10.1f}"
+                f"{row.flops / row.seconds / 1e9:>10.0f}{base / row.seconds:>9.2f}x"
+            )
+        lines.append(
+            "\nBERT-base is a plain PyTorch BERT-base (dense layers, random weights) written in squeezebert.bench. "
+            "GFLOPs: encoder layers, analytic. The paper reports a 4.3x speed-up on a Pixel 3 phone."
+        )
+        return "\n".join(lines)
+
+
+def run_benchmark(options: BenchOptions, progress: Callable[[str], None] | None = None) -> BenchReport:
+    """Time BERT-base, SqueezeBERT and (``options.int8``) int8 SqueezeBERT on random inputs, interleaved.
+
+    Args:
+        options: the shapes and the number of rounds.
+        progress: called with a short message at each stage (building, warming up, timing).
+    """
+    say = progress or (lambda message: None)
     torch.manual_seed(0)
-    config = SqueezeBertConfig(max_position_embeddings=max(512, args.seq))
-    bert_config = bert_base_config(max_position_embeddings=max(512, args.seq))
+    config = SqueezeBertConfig()
+    bert_config = bert_base_config()
+    say("building BERT-base and SqueezeBERT (random weights)")
     squeeze = SqueezeBertModel(config).eval()
     bert = PlainBertEncoder(bert_config).eval()
-    ids = torch.randint(0, config.vocab_size, (args.batch, args.seq))
-    models: dict[str, Callable[[], object]] = {
-        "BERT-base": lambda: bert(ids),
-        "SqueezeBERT": lambda: squeeze(input_ids=ids),
+    ids = torch.randint(0, config.vocab_size, (options.batch, options.seq))
+    models: dict[str, tuple[nn.Module, Callable[[], object]]] = {
+        "BERT-base": (bert, lambda: bert(ids)),
+        "SqueezeBERT": (squeeze, lambda: squeeze(input_ids=ids)),
     }
-    if not args.no_int8:
+    kernels = None
+    if options.int8:
+        from .kernels import kernels_status
         from .quantization import quantize_dynamic
 
+        say("quantizing SqueezeBERT to int8")
         squeeze_int8 = quantize_dynamic(squeeze)
-        models["SqueezeBERT int8"] = lambda: squeeze_int8(input_ids=ids)
-    flops = {
-        "BERT-base": encoder_flops(bert_config, args.batch, args.seq),
-        "SqueezeBERT": encoder_flops(config, args.batch, args.seq),
-        "SqueezeBERT int8": encoder_flops(config, args.batch, args.seq),
-    }
-    params = {
-        "BERT-base": parameter_count(bert),
-        "SqueezeBERT": parameter_count(squeeze),
-        "SqueezeBERT int8": parameter_count(squeeze),
-    }
-
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; batch {args.batch} x {args.seq} tokens")
-    if not args.no_int8:
-        from .kernels import kernels_status
-
-        print(f"int8 CPU kernels: {kernels_status()}")
+        models["SqueezeBERT int8"] = (squeeze, lambda: squeeze_int8(input_ids=ids))
+        kernels = kernels_status()
     with torch.inference_mode():
+        say("timing the fp32 matmul peak")
         peak = matmul_peak_gflops()
-        times = time_interleaved(models, args.rounds)
-    print(f"fp32 matmul peak (2048^3): {peak:.0f} GFLOP/s\n")
-    base = statistics.median(times["BERT-base"])
-    header = f"{'model':<18}{'params':>9}{'GFLOPs':>9}{'ms':>10}{'GFLOP/s':>10}{'speed-up':>10}"
-    print(header)
-    print("-" * len(header))
-    for name, samples in times.items():
-        seconds = statistics.median(samples)
-        print(
-            f"{name:<18}{params[name] / 1e6:>8.1f}M{flops[name] / 1e9:>9.2f}{seconds * 1e3:>10.1f}"
-            f"{flops[name] / seconds / 1e9:>10.0f}{base / seconds:>9.2f}x"
+        say(f"timing {len(models)} models, {options.rounds} round{'s' if options.rounds > 1 else ''} each")
+        times = time_interleaved({name: call for name, (_, call) in models.items()}, options.rounds)
+    rows = [
+        BenchRow(
+            name=name,
+            parameters=parameter_count(module),
+            flops=encoder_flops(bert_config if name == "BERT-base" else config, options.batch, options.seq),
+            seconds=statistics.median(times[name]),
         )
-    print(
-        "\nBERT-base is a plain PyTorch BERT-base (dense layers, random weights) written in squeezebert.bench. "
-        "GFLOPs: encoder layers, analytic. The paper reports a 4.3x speed-up on a Pixel 3 phone."
-    )
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+        for name, (module, _) in models.items()
+    ]
+    return BenchReport(options, torch.get_num_threads(), kernels, peak, rows)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -147,14 +146,23 @@ def convert_bert_checkpoint(src_dir: str | os.PathLike, dst_dir: str | os.PathLi
     with the SqueezeBERT class matching the BERT one (``BertModel`` -> ``SqueezeBertModel``, ...).
     """
     src, dst = Path(src_dir), Path(dst_dir)
+    if not src.is_dir():
+        hint = " (download a hub checkpoint first, e.g. `hf download ID --local-dir DIR`)" if not src.exists() else ""
+        raise ValueError(f"src_dir must be a local folder holding a BERT checkpoint, got {os.fspath(src_dir)!r}{hint}")
     if not (src / hub.CONFIG_NAME).is_file():
-        raise FileNotFoundError(f"{src} has no {hub.CONFIG_NAME}")
+        raise ValueError(f"src_dir {os.fspath(src_dir)!r} has no {hub.CONFIG_NAME}: it is not a checkpoint folder")
     config = convert_bert_config(hub.read_json(src / hub.CONFIG_NAME))
     state = convert_bert_state_dict(hub.load_state_dict(src))
-    dst.mkdir(parents=True, exist_ok=True)
+    try:
+        dst.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ValueError(f"cannot create dst_dir {os.fspath(dst_dir)!r}: {err.strerror}") from None
+    if not os.access(dst, os.W_OK | os.X_OK):
+        raise ValueError(f"dst_dir {os.fspath(dst_dir)!r} is not writable")
     hub.save_state_dict(state, dst / hub.SAFE_WEIGHTS_NAME)
     config.save_pretrained(dst)
     for name in _TOKENIZER_FILES:
         if (src / name).is_file() and src.resolve() != dst.resolve():
-            shutil.copyfile(src / name, dst / name)
+            with hub.atomic_write(dst / name, "wb") as f:
+                f.write((src / name).read_bytes())
     return dst

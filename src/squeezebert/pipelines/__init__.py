@@ -21,7 +21,7 @@ from .text_classification import TextClassificationPipeline
 from .token_classification import TokenClassificationPipeline
 from .zero_shot import ZeroShotClassificationPipeline
 
-TASKS: dict[str, type[Pipeline]] = {
+PIPELINE_CLASSES: dict[str, type[Pipeline]] = {
     "fill-mask": FillMaskPipeline,
     "text-classification": TextClassificationPipeline,
     "zero-shot-classification": ZeroShotClassificationPipeline,
@@ -68,18 +68,18 @@ def pipeline(
     if not isinstance(task, str):
         raise TypeError(f"task must be a string, not {type(task).__name__}")
     name = ALIASES.get(task, task)
-    if name not in TASKS:
-        raise ValueError(f"unknown task {task!r}; choose from {', '.join(sorted([*TASKS, *ALIASES]))}")
+    if name not in PIPELINE_CLASSES:
+        raise ValueError(f"unknown task {task!r}; choose from {', '.join(sorted([*PIPELINE_CLASSES, *ALIASES]))}")
     if model is None:
         if name not in DEFAULT_MODELS:
             raise ValueError(f"there is no default SqueezeBERT checkpoint for {name}: pass model=<folder or hub id>")
         model = DEFAULT_MODELS[name]
-    return TASKS[name](model, tokenizer, device=device, batch_size=batch_size, int8=int8, **kwargs)
+    return PIPELINE_CLASSES[name](model, tokenizer, device=device, batch_size=batch_size, int8=int8, **kwargs)
 
 
 __all__ = [
     "DEFAULT_MODELS",
-    "TASKS",
+    "PIPELINE_CLASSES",
     "EmbeddingsPipeline",
     "FeatureExtractionPipeline",
     "FillMaskPipeline",

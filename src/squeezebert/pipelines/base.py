@@ -62,6 +62,28 @@ def load_model(model: Any, model_class: type[SqueezeBertPreTrainedModel]) -> Squ
     return model
 
 
+def resolve_device(device: str | int | torch.device) -> torch.device:
+    """``device`` as a ``torch.device`` this process can use; a ValueError says why not (an unknown name, no CUDA
+    in this torch build, no such GPU)."""
+    if isinstance(device, bool) or not isinstance(device, (str, int, torch.device)):
+        raise TypeError(f"device must be a string, a GPU index or a torch.device, not {type(device).__name__}")
+    try:
+        resolved = torch.device(f"cuda:{device}" if isinstance(device, int) else device)
+    except RuntimeError:
+        raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:N' or a GPU index, got {device!r}") from None
+    if resolved.type == "cuda":
+        if not torch.cuda.is_available():
+            why = "this torch build has no CUDA" if torch.version.cuda is None else "no GPU is visible"
+            raise ValueError(f"device {str(resolved)!r} is not available: {why}; use device='cpu'")
+        if resolved.index is not None and resolved.index >= torch.cuda.device_count():
+            raise ValueError(f"device {str(resolved)!r}: there are only {torch.cuda.device_count()} GPU(s)")
+    elif resolved.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError("device 'mps' is not available on this machine; use device='cpu'")
+    elif resolved.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:N' or 'mps', got {device!r}")
+    return resolved
+
+
 def int8_model(model: torch.nn.Module) -> torch.nn.Module:
     """The dynamically int8-quantised copy of ``model`` (CPU only)."""
     from ..quantization import quantize_dynamic
@@ -102,6 +124,7 @@ class Pipeline:
     ) -> None:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        self.device = resolve_device(device)
         if tokenizer is None:
             if not isinstance(model, (str, os.PathLike)):
                 raise ValueError("tokenizer is required when model is a model object (pass a tokenizer or its folder)")
@@ -110,7 +133,6 @@ class Pipeline:
             tokenizer = AutoTokenizer.from_pretrained(tokenizer)
         self.tokenizer = tokenizer
         self.model = load_model(model, self.model_class).eval()
-        self.device = torch.device(f"cuda:{device}" if isinstance(device, int) else device)
         if int8:
             if self.device.type != "cpu":
                 raise ValueError(f"int8=True runs on the CPU only, not on device={str(self.device)!r}")
