@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 from test_pipelines_checkpoints import Checkpoints, session_checkpoints
 
 import squeezebert
@@ -36,18 +37,16 @@ def env(tmp_path: Path) -> dict[str, str]:
 
 # the installed console script, or the module when the package is not installed
 SCRIPT = shutil.which("squeezebert", path=str(Path(sys.executable).parent))
-COMMAND = [SCRIPT] if SCRIPT else [sys.executable, "-m", "squeezebert.cli"]
+COMMAND = [SCRIPT] if SCRIPT else [sys.executable, "-m", "squeezebert"]
 
 
-def run(args: list[str], env: dict[str, str], stdin: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [*COMMAND, *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
+def run(args: list[str | bytes], env: dict[str, str], stdin: str | bytes | None = None) -> subprocess.CompletedProcess:
+    """Run the command; arguments and stdin may be bytes (not UTF-8), its output is always decoded text."""
+    if isinstance(stdin, str):
+        stdin = stdin.encode("utf-8")
+    done = subprocess.run([*COMMAND, *args], input=stdin, capture_output=True, env=env, timeout=120)
+    done.stdout, done.stderr = done.stdout.decode("utf-8"), done.stderr.decode("utf-8")
+    return done
 
 
 def json_lines(done: subprocess.CompletedProcess) -> list[dict[str, Any]]:
@@ -155,7 +154,7 @@ def test_info(checkpoints: Checkpoints, env: dict) -> None:
     # hand count for hidden 32, intermediate 64, groups 4 (q, k, v, intermediate, output) and 1 (post-attention)
     per_token = 3 * 32 * 32 // 4 + 32 * 32 + 2 * 32 * 64 // 4
     for n in (8, 128):
-        expected = 2 * (2 * (n * per_token + 2 * n * n * 32) + 32 * 32) / 1e9
+        expected = 2 * 2 * (n * per_token + 2 * n * n * 32) / 1e9  # 2 layers; no pooler, as bench counts
         assert abs(report["gflops"][str(n)] - expected) < 1e-6
     same = json_lines(run(["info", "--config", str(folder / "config.json"), "--seq-lens", "8,128"], env))[0]
     assert same["parameters"] == report["parameters"] and same["gflops"] == report["gflops"]
@@ -201,6 +200,64 @@ def test_errors(checkpoints: Checkpoints, env: dict, tmp_path: Path) -> None:
     assert_user_error(run(["ner", "text"], env), "no default", "--model")
     usage = run(["fill-mask", "--top-k", "many"], env)
     assert usage.returncode == 2 and "Traceback" not in usage.stderr
+
+
+def test_device_errors(checkpoints: Checkpoints, env: dict) -> None:
+    mlm = str(checkpoints["mlm"])
+    assert_user_error(run(["fill-mask", "-m", mlm, "--device", "banana", "a [MASK]"], env), "device", "'banana'")
+    if not torch.cuda.is_available():
+        assert_user_error(run(["fill-mask", "-m", mlm, "--device", "cuda", "a [MASK]"], env), "'cuda'", "no", "cpu")
+
+
+def test_input_that_is_not_utf8(checkpoints: Checkpoints, env: dict, tmp_path: Path) -> None:
+    mlm = str(checkpoints["mlm"])
+    assert_user_error(run(["fill-mask", "-m", mlm], env, b"a [MASK]\ncaf\xe9 [MASK]\n"), "stdin, line 2", "UTF-8")
+    bad = tmp_path / "latin1.txt"
+    bad.write_bytes(b"ok [MASK]\nok [MASK]\n\xff [MASK]\n")
+    assert_user_error(run(["fill-mask", "-m", mlm, "--file", str(bad)], env), f"{bad}, line 3", "0xff")
+    assert_user_error(run(["fill-mask", "-m", mlm, "ok [MASK]", b"caf\xe9 [MASK]"], env), "argument 2", "UTF-8")
+
+
+def test_convert_bert_errors(env: dict, tmp_path: Path) -> None:
+    assert_user_error(run(["convert-bert", "bert-base-uncased", str(tmp_path / "out")], env), "local folder")
+    a_file = tmp_path / "config.json"
+    a_file.write_text("{}")
+    assert_user_error(run(["convert-bert", str(a_file), str(tmp_path / "out")], env), "local folder")
+    assert_user_error(run(["convert-bert", str(tmp_path), str(tmp_path / "out")], env), "has no config.json")
+
+
+def test_convert_bert_unwritable_destination(minilm_dir: Path, env: dict, tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    assert_user_error(run(["convert-bert", str(minilm_dir), str(blocker / "out")], env), "cannot create dst_dir")
+    assert not (blocker.parent / "out").exists()
+
+
+def test_bench_errors(env: dict) -> None:
+    assert_user_error(run(["bench", "--seq", "513", "--rounds", "1"], env), "squeezebert bench: error:", "512")
+    assert_user_error(run(["bench", "--rounds", "0"], env), "squeezebert bench: error:", "rounds", "positive")
+
+
+def test_choice_needs_a_prompt_for_plain_text(checkpoints: Checkpoints, env: dict) -> None:
+    done = run(["choice", "-m", str(checkpoints["choice"]), "cooks.", "sings."], env)
+    assert_user_error(done, "--prompt")
+
+
+def test_damaged_weights_name_the_file(checkpoints: Checkpoints, env: dict, tmp_path: Path) -> None:
+    folder = tmp_path / "damaged"
+    shutil.copytree(checkpoints["mlm"], folder)
+    weights = folder / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    assert_user_error(run(["fill-mask", "-m", str(folder), "a [MASK]"], env), str(weights), "damaged")
+
+
+def test_version_and_debug(checkpoints: Checkpoints, env: dict) -> None:
+    from importlib.metadata import version
+
+    done = run(["--version"], env)
+    assert done.returncode == 0 and done.stdout.strip() == f"squeezebert {version('squeezebert')}"
+    debug = run(["fill-mask", "--debug", "-m", str(checkpoints["mlm"]), "no mask here"], env)
+    assert debug.returncode == 1 and "Traceback" in debug.stderr and "no [MASK]" in debug.stderr
 
 
 def test_help_lists_every_subcommand(env: dict) -> None:

@@ -222,6 +222,8 @@ def _choice_input(record: dict, args: argparse.Namespace) -> Any:
 def _choice_records(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
     """With ``--prompt`` the inputs are the choices of one prompt; without, JSON lines with prompt and choices."""
     if args.prompt is None:
+        if args.inputs:
+            raise UserError("choice needs --prompt PROMPT when the choices are given as arguments")
         return input_records(args)
     choices = [field(record, "text") for record in input_records(args)]
     return iter([{"prompt": args.prompt, "choices": choices}])
