@@ -245,13 +245,16 @@ class SqueezeBertConfig:
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | os.PathLike, **kwargs: Any) -> SqueezeBertConfig:
-        """Load ``config.json`` from a folder or hub repo id.
+        """Load a config from a folder or hub repo id (its ``config.json``), or from the path of a JSON file.
 
-        Hub options (``revision``, ``cache_dir``, ``local_files_only``, ``token``) are taken from ``kwargs``; the
-        remaining kwargs override config fields.
+        Hub options (``revision``, ``cache_dir``, ``local_files_only``, ``token``, ``subfolder``) are taken from
+        ``kwargs`` (a JSON file path needs none); the remaining kwargs override config fields.
         """
         hub_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in HUB_KWARGS}
-        path = hub.resolve_file(name_or_path, hub.CONFIG_NAME, **hub_kwargs)
+        if os.path.isfile(name_or_path):
+            path: str | None = os.fspath(name_or_path)
+        else:
+            path = hub.resolve_file(name_or_path, hub.CONFIG_NAME, **hub_kwargs)
         if path is None:
             raise hub.CheckpointNotFoundError(f"{os.fspath(name_or_path)!r} has no {hub.CONFIG_NAME}")
         data = hub.read_json(path)

@@ -180,9 +180,13 @@ def parse_json_object(text: str, where: str) -> dict[str, Any]:
 
 
 def read_json(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a JSON object from ``path``; a malformed file is a ValueError naming it."""
+    """Read a JSON object from ``path``; a malformed (or not UTF-8) file is a ValueError naming it."""
     with open(path, encoding="utf-8") as f:
-        return parse_json_object(f.read(), os.fspath(path))
+        try:
+            text = f.read()
+        except UnicodeDecodeError as err:
+            raise ValueError(f"{os.fspath(path)}: not a JSON file (not UTF-8 text: {err.reason})") from None
+    return parse_json_object(text, os.fspath(path))
 
 
 # ----------------------------------------------------------------------------------------------------------------
