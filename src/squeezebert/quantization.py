@@ -74,8 +74,9 @@ def _plain_rows(t: torch.Tensor) -> bool:
 class Int8Projection(nn.Module):
     """A grouped 1x1 convolution (or a Linear layer, ``groups=1``) with int8 weights, for inference.
 
-    Has the methods of :class:`~squeezebert.modeling.layers.GroupedConv1x1` (``grouped``, ``accumulate``,
-    ``to_groups``, ``out_groups``) and ``forward`` on ``[..., in_features]``, so it replaces either in place.
+    A :class:`~squeezebert.modeling.layers.Projection`, like :class:`~squeezebert.modeling.layers.GroupedConv1x1`
+    (``grouped``, ``accumulate``, ``to_groups``, ``out_groups``, and ``forward`` on ``[..., in_features]``), so it
+    replaces either in place.
     """
 
     def __init__(

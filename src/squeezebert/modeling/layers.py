@@ -15,8 +15,11 @@ works through the tokens in cache-sized chunks when no gradient is needed.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import Protocol, runtime_checkable
 
 import torch
 import torch.nn.functional as F
@@ -110,21 +113,90 @@ class Dropout(nn.Dropout):
 # Grouped 1x1 convolution as a batched matmul
 
 
+@runtime_checkable
+class Projection(Protocol):
+    """What the layers call on a grouped 1x1 projection: :class:`GroupedConv1x1` in floating point, or the int8
+    :class:`~squeezebert.quantization.Int8Projection` that ``quantize_dynamic`` puts in its place."""
+
+    groups: int
+    in_channels: int
+    out_channels: int
+    bias: torch.Tensor
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """``[..., in_channels]`` -> ``[..., out_channels]``."""
+        ...
+
+    def to_groups(self, x: torch.Tensor) -> torch.Tensor:
+        """``(tokens, in)`` -> ``(groups, tokens, in / groups)``, a strided view."""
+        ...
+
+    def out_groups(self, y: torch.Tensor) -> torch.Tensor:
+        """``(tokens, out)`` -> ``(groups, tokens, out / groups)``, a strided view."""
+        ...
+
+    def grouped(self, x_groups: torch.Tensor) -> torch.Tensor:
+        """``(G, tokens, in/G)`` -> ``(G, tokens, out/G)``, bias included."""
+        ...
+
+    def accumulate(self, x_groups: torch.Tensor, out_groups: torch.Tensor) -> None:
+        """``out_groups += x_groups @ W`` in place, without the bias."""
+        ...
+
+
+# Set while a SqueezeBertPreTrainedModel is being built: its post_init initialises every projection, so they skip
+# their own initialisation (and a seeded model draws the same random numbers as it always did).
+_DEFER_INIT: contextvars.ContextVar[bool] = contextvars.ContextVar("squeezebert_defer_init", default=False)
+
+
+@contextlib.contextmanager
+def deferred_init() -> Iterator[None]:
+    """Within the block, new :class:`GroupedConv1x1` modules leave their parameters uninitialised (``torch.empty``)
+    for the caller to initialise."""
+    token = _DEFER_INIT.set(True)
+    try:
+        yield
+    finally:
+        _DEFER_INIT.reset(token)
+
+
+def _positive_int(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return value
+
+
 class GroupedConv1x1(nn.Module):
     """A 1x1 ``Conv1d`` with ``groups``, applied to channels-last input ``[..., in_channels]``.
 
     ``weight`` is ``[out_channels, in_channels / groups, 1]`` and ``bias`` is ``[out_channels]``, as in
-    ``nn.Conv1d``, so state dicts are interchangeable with the reference. The int8 projection of
-    :mod:`squeezebert.quantization` has the same methods and replaces it in place.
+    ``nn.Conv1d``, and initialised as ``nn.Conv1d`` does (:meth:`reset_parameters`), so state dicts are
+    interchangeable with the reference. The int8 projection of :mod:`squeezebert.quantization` has the same
+    methods (:class:`Projection`) and replaces it in place.
     """
 
     def __init__(self, in_channels: int, out_channels: int, groups: int) -> None:
         super().__init__()
-        self.in_channels = in_channels
-        self.out_channels = out_channels
-        self.groups = groups
+        self.in_channels = _positive_int("in_channels", in_channels)
+        self.out_channels = _positive_int("out_channels", out_channels)
+        self.groups = _positive_int("groups", groups)
+        for name, channels in (("in_channels", in_channels), ("out_channels", out_channels)):
+            if channels % groups:
+                raise ValueError(f"groups ({groups}) must divide {name} ({channels})")
         self.weight = nn.Parameter(torch.empty(out_channels, in_channels // groups, 1))
         self.bias = nn.Parameter(torch.empty(out_channels))
+        if not _DEFER_INIT.get():
+            self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """``nn.Conv1d``'s initialisation: weight and bias uniform in ``±1 / sqrt(in_channels / groups)`` (the
+        weight through ``kaiming_uniform_(a=sqrt(5))``, so the same seed gives the same numbers as ``nn.Conv1d``).
+
+        Models built from a config replace this with ``SqueezeBertPreTrainedModel._init_weights``.
+        """
+        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        bound = 1 / math.sqrt(self.in_channels // self.groups)
+        nn.init.uniform_(self.bias, -bound, bound)
 
     def extra_repr(self) -> str:
         return f"{self.in_channels}, {self.out_channels}, groups={self.groups}"
@@ -242,6 +314,11 @@ class SqueezeBertSelfAttention(nn.Module):
     the heads are split without a copy; the context is gathered back to ``(tokens, C)`` with one copy.
     """
 
+    query: Projection
+    key: Projection
+    value: Projection
+    qkv: Projection | None  # Q, K and V as one fused projection (set by ``quantize_dynamic``)
+
     def __init__(self, config: SqueezeBertConfig) -> None:
         super().__init__()
         c = config.hidden_size
@@ -254,8 +331,7 @@ class SqueezeBertSelfAttention(nn.Module):
         groups = config.q_groups
         # One fused QKV matmul needs equal group counts and group boundaries on head boundaries.
         self.fused_qkv = config.k_groups == groups == config.v_groups and self.num_heads % groups == 0
-        # A fused QKV projection module with GroupedConv1x1's ``grouped`` (set by ``quantize_dynamic``).
-        self.qkv: nn.Module | None = None
+        self.qkv = None
         self._qkv_cache: tuple[tuple, torch.Tensor, torch.Tensor] | None = None
 
     def _qkv_weight_and_bias(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -263,7 +339,9 @@ class SqueezeBertSelfAttention(nn.Module):
 
         Without gradients the concatenation is cached until a weight changes (in place or by ``.to()``).
         """
-        convs = (self.query, self.key, self.value)
+        convs = [conv for conv in (self.query, self.key, self.value) if isinstance(conv, GroupedConv1x1)]
+        if len(convs) != 3:
+            raise TypeError("the fused float QKV weights need float projections (quantize_dynamic sets qkv instead)")
         tensors = [t for conv in convs for t in (conv.weight, conv.bias)]
         cacheable = not (torch.is_grad_enabled() and any(t.requires_grad for t in tensors))
         cacheable = cacheable and not (torch.compiler.is_compiling() or torch.jit.is_tracing())
@@ -342,6 +420,8 @@ class SqueezeBertSelfAttention(nn.Module):
 class ConvResidualNorm(nn.Module):
     """Grouped 1x1 conv, dropout, add the residual, LayerNorm (parameters ``conv1d.*`` and ``layernorm.*``)."""
 
+    conv1d: Projection
+
     def __init__(self, cin: int, cout: int, groups: int, dropout_prob: float, eps: float) -> None:
         super().__init__()
         self.conv1d = GroupedConv1x1(cin, cout, groups)
@@ -371,6 +451,8 @@ class ConvResidualNorm(nn.Module):
 
 class ConvActivation(nn.Module):
     """Grouped 1x1 conv followed by the activation (parameters ``conv1d.*``)."""
+
+    conv1d: Projection
 
     def __init__(self, cin: int, cout: int, groups: int, act: str | Callable) -> None:
         super().__init__()

@@ -276,8 +276,9 @@ class SqueezeBertForMultipleChoice(_SqueezeBertWithClassifier):
     def __init__(self, config: SqueezeBertConfig) -> None:
         super().__init__(config, 1)
 
-    def encode(self, **inputs: Any) -> BaseModelOutputWithPooling:
-        """Flatten ``[batch, num_choices, ...]`` inputs to ``[batch * num_choices, ...]`` and encode them."""
+    def _run(self, inputs: dict[str, Any], labels: Any, return_dict: bool | None) -> ModelOutput | tuple:
+        """Flatten ``[batch, num_choices, ...]`` inputs to ``[batch * num_choices, ...]``; the head gets
+        ``num_choices`` with the labels (nothing is kept on the module between calls)."""
         ids, embeds = inputs["input_ids"], inputs["inputs_embeds"]
         reference = ids if ids is not None else embeds
         if reference is None:
@@ -289,19 +290,20 @@ class SqueezeBertForMultipleChoice(_SqueezeBertWithClassifier):
                 f"{name} must be [batch, num_choices, seq{'' if ids is not None else ', hidden'}] for multiple "
                 f"choice, got shape {tuple(reference.shape)}"
             )
-        self._num_choices = reference.shape[1]
+        flat = dict(inputs)
         for name in ("input_ids", "attention_mask", "token_type_ids", "position_ids", "inputs_embeds"):
             value = inputs[name]
             if value is not None:
                 keep = 2 if name == "inputs_embeds" else 1
                 if value.dim() != keep + 2:
                     raise ValueError(f"{name} must have {keep + 2} dims for multiple choice, got {value.dim()}")
-                inputs[name] = value.reshape(-1, *value.shape[-keep:])
-        return self.transformer(**inputs, return_dict=True)
+                flat[name] = value.reshape(-1, *value.shape[-keep:])
+        return super()._run(flat, (labels, reference.shape[1]), return_dict)
 
-    def head(self, encoded: BaseModelOutputWithPooling, labels: Tensor | None) -> dict[str, Tensor | None]:
-        logits = self.classify(encoded.pooler_output).view(-1, self._num_choices)
-        loss = None if labels is None else F.cross_entropy(logits, labels.view(-1).long())
+    def head(self, encoded: BaseModelOutputWithPooling, labels: tuple[Tensor | None, int]) -> dict[str, Tensor | None]:
+        targets, num_choices = labels
+        logits = self.classify(encoded.pooler_output).view(-1, num_choices)
+        loss = None if targets is None else F.cross_entropy(logits, targets.view(-1).long())
         return {"loss": loss, "logits": logits}
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -11,7 +13,7 @@ from torch import nn
 
 from .. import hub
 from ..config import HUB_KWARGS, SqueezeBertConfig
-from .layers import GroupedConv1x1, SqueezeBertLMPredictionHead
+from .layers import GroupedConv1x1, SqueezeBertLMPredictionHead, deferred_init
 
 logger = logging.getLogger("squeezebert")
 
@@ -30,6 +32,13 @@ class SqueezeBertPreTrainedModel(nn.Module):
     base_model_prefix = "transformer"
     # State-dict keys that alias another parameter (tied weights): saved once, under the key they map to.
     tied_keys: dict[str, str] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Build every model with :func:`~squeezebert.modeling.layers.deferred_init`: ``post_init`` initialises
+        each projection, so their own ``reset_parameters`` would only waste time and random numbers."""
+        super().__init_subclass__(**kwargs)
+        if "__init__" in cls.__dict__:
+            cls.__init__ = _with_deferred_init(cls.__dict__["__init__"])
 
     def __init__(self, config: SqueezeBertConfig) -> None:
         if not isinstance(config, SqueezeBertConfig):
@@ -255,6 +264,15 @@ class SqueezeBertPreTrainedModel(nn.Module):
             "unexpected_keys": sorted(unexpected),
             "mismatched_keys": [m[0] for m in mismatched],
         }
+
+
+def _with_deferred_init(init: Callable[..., None]) -> Callable[..., None]:
+    @functools.wraps(init)
+    def build(self: nn.Module, *args: Any, **kwargs: Any) -> None:
+        with deferred_init():
+            init(self, *args, **kwargs)
+
+    return build
 
 
 def modern_weight_name(key: str) -> str:
