@@ -150,7 +150,7 @@ def convert_bert_checkpoint(src_dir: str | os.PathLike, dst_dir: str | os.PathLi
         hint = " (download a hub checkpoint first, e.g. `hf download ID --local-dir DIR`)" if not src.exists() else ""
         raise ValueError(f"src_dir must be a local folder holding a BERT checkpoint, got {os.fspath(src_dir)!r}{hint}")
     if not (src / hub.CONFIG_NAME).is_file():
-        raise ValueError(f"src_dir {os.fspath(src_dir)!r} has no {hub.CONFIG_NAME}: it is not a checkpoint folder")
+        raise FileNotFoundError(f"src_dir {os.fspath(src_dir)!r} has no {hub.CONFIG_NAME}: not a checkpoint folder")
     config = convert_bert_config(hub.read_json(src / hub.CONFIG_NAME))
     state = convert_bert_state_dict(hub.load_state_dict(src))
     try:

@@ -77,10 +77,11 @@ def resolve_device(device: str | int | torch.device) -> torch.device:
             raise ValueError(f"device {str(resolved)!r} is not available: {why}; use device='cpu'")
         if resolved.index is not None and resolved.index >= torch.cuda.device_count():
             raise ValueError(f"device {str(resolved)!r}: there are only {torch.cuda.device_count()} GPU(s)")
-    elif resolved.type == "mps" and not torch.backends.mps.is_available():
-        raise ValueError("device 'mps' is not available on this machine; use device='cpu'")
-    elif resolved.type not in ("cpu", "cuda", "mps"):
-        raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:N' or 'mps', got {device!r}")
+    else:  # mps, xpu, ...: the backends that can say whether they are there
+        backend = getattr(torch.backends, resolved.type, None) or getattr(torch, resolved.type, None)
+        is_available = getattr(backend, "is_available", None)
+        if callable(is_available) and not is_available():
+            raise ValueError(f"device {str(resolved)!r} is not available on this machine; use device='cpu'")
     return resolved
 
 
