@@ -1,5 +1,5 @@
 """Shared pieces of the training tests: a tiny word-level vocabulary and model config, toy data sets with a signal a
-small model learns in a few steps, and helpers that run the training command in-process or in a subprocess.
+small model learns in a few steps, and helpers that run the ``squeezebert`` command in-process or in a subprocess.
 
 (No tests here; the other ``test_training_*`` modules import these helpers.)
 """
@@ -18,9 +18,11 @@ from typing import Any
 
 import safetensors.torch
 import torch
+from support.configs import tiny_config
 
+from squeezebert import SqueezeBertConfig
+from squeezebert.cli import main as squeezebert_main
 from squeezebert.tokenization import SqueezeBertTokenizerFast
-from squeezebert.training.cli import main as training_main
 
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 POSITIVE = ["good", "great", "lovely", "happy", "fine", "bright"]
@@ -30,21 +32,12 @@ NAMES = ["paris", "london", "alice", "bob", "acme", "globex"]
 EXTRA = [".", ",", "?", "what", "who", "where", "went", "to", "met", "works", "at", "##s", "##ing", "##ed"]
 VOCAB = SPECIALS + POSITIVE + NEGATIVE + FILLER + NAMES + EXTRA
 
-TINY_CONFIG: dict[str, Any] = dict(
-    vocab_size=len(VOCAB),
-    hidden_size=32,
-    embedding_size=32,
-    num_hidden_layers=2,
-    num_attention_heads=4,
-    intermediate_size=64,
-    max_position_embeddings=128,
-    q_groups=2,
-    k_groups=2,
-    v_groups=2,
-    post_attention_groups=1,
-    intermediate_groups=2,
-    output_groups=2,
-)
+
+
+def word_config(**overrides: Any) -> SqueezeBertConfig:
+    """The tests' tiny config with a vocabulary of :data:`VOCAB` (and ``overrides``)."""
+    return tiny_config(vocab_size=len(VOCAB), **overrides)
+
 
 REPO_SRC = Path(__file__).resolve().parent.parent / "src"
 
@@ -58,7 +51,8 @@ def write_tokenizer(folder: Path) -> Path:
 
 
 def write_config(path: Path, **overrides: Any) -> Path:
-    path.write_text(json.dumps({**TINY_CONFIG, **overrides}), encoding="utf-8")
+    """A ``.json`` file of :func:`word_config`."""
+    path.write_text(json.dumps(word_config(**overrides).to_dict()), encoding="utf-8")
     return path
 
 
@@ -89,8 +83,8 @@ def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
 
 
 def train(argv: list[str]) -> int:
-    """Run ``python -m squeezebert.training`` in this process (no progress bars)."""
-    return training_main([*argv, "--no-progress"])
+    """Run ``squeezebert train|pretrain ...`` in this process (log lines, no progress bar); returns the exit status."""
+    return squeezebert_main([*argv, "--no-progress"])
 
 
 def weights(folder: Path) -> dict[str, torch.Tensor]:
@@ -113,6 +107,7 @@ def subprocess_env() -> dict[str, str]:
 
 
 def run_python(args: list[str], timeout: float = 240) -> subprocess.CompletedProcess:
+    """``python ARGS`` in a subprocess (stdout and stderr are pipes, not terminals)."""
     return subprocess.run(
         [sys.executable, *args], env=subprocess_env(), capture_output=True, text=True, timeout=timeout, check=False
     )

@@ -27,7 +27,8 @@ from squeezebert.training import checkpoint
 # writing training_state.pt of checkpoint-KILL_IN_CHECKPOINT.
 _DRIVER = """
 import os, signal, sys
-from squeezebert.training import checkpoint, cli, trainer
+from squeezebert.cli import main
+from squeezebert.training import checkpoint, trainer
 
 kill_step = int(os.environ.get("KILL_STEP", "0"))
 kill_in_checkpoint = os.environ.get("KILL_IN_CHECKPOINT")
@@ -55,7 +56,7 @@ def save_then_die(obj, path):
 
 trainer.Trainer._fire = fire_then_die
 checkpoint._save_torch = save_then_die
-sys.exit(cli.main(sys.argv[1:]))
+sys.exit(main(sys.argv[1:]))
 """
 
 
@@ -185,8 +186,8 @@ def test_two_ddp_processes_match_one_process(setup: dict[str, Path]) -> None:
     argv += ["--gradient-accumulation-steps", "2"]
     launcher = ["-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", "2"]
     launcher += ["--master_addr", "127.0.0.1", "--master_port", str(free_port())]
-    result = run_python([*launcher, "-m", "squeezebert.training", *argv], timeout=300)
+    result = run_python([*launcher, "-m", "squeezebert", *argv], timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "2 process(es)" in result.stdout
+    assert "on 2 processes" in result.stdout
     assert max_weight_difference(single, ddp) < 1e-5
     assert (ddp / "checkpoints" / "latest").is_file()

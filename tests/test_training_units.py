@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from test_training_common import TINY_CONFIG, VOCAB, max_weight_difference, train, write_config, write_tokenizer
+from test_training_common import VOCAB, max_weight_difference, train, word_config, write_config, write_tokenizer
 
 import squeezebert
-from squeezebert import SqueezeBertConfig, SqueezeBertForMaskedLM, SqueezeBertForPreTraining
+from squeezebert import SqueezeBertForMaskedLM, SqueezeBertForPreTraining
 from squeezebert.tokenization import AutoTokenizer
 from squeezebert.training import checkpoint, data, metrics
 from squeezebert.training.distill import DistillationLoss, init_grouped_from_dense, soft_cross_entropy
@@ -97,7 +97,7 @@ def test_lamb_step_matches_the_formula() -> None:
 
 
 def test_optimizer_groups_and_schedule() -> None:
-    model = squeezebert.SqueezeBertForSequenceClassification(SqueezeBertConfig(**TINY_CONFIG, num_labels=2))
+    model = squeezebert.SqueezeBertForSequenceClassification(word_config(num_labels=2))
     opt = build_optimizer(model, "adamw", lr=1.0, weight_decay=0.1)
     decay, no_decay = opt.param_groups
     assert decay["weight_decay"] == 0.1 and no_decay["weight_decay"] == 0.0
@@ -115,7 +115,7 @@ def test_optimizer_groups_and_schedule() -> None:
 
 
 def test_early_stopping_and_sources(tmp_path: Path) -> None:
-    model = squeezebert.SqueezeBertForSequenceClassification(SqueezeBertConfig(**TINY_CONFIG, num_labels=2))
+    model = squeezebert.SqueezeBertForSequenceClassification(word_config(num_labels=2))
     features = [{"input_ids": [2, 5 + i % 3, 3], "attention_mask": [1, 1, 1], "labels": i % 2} for i in range(16)]
     args = TrainingArguments(
         output_dir=str(tmp_path), num_epochs=10, batch_size=4, eval_steps=1, early_stopping_patience=2, progress=False
@@ -259,7 +259,7 @@ def test_soft_cross_entropy_and_distillation_loss() -> None:
     assert soft_cross_entropy(s, t, 2.0) == pytest.approx(float(expected), rel=1e-5)
     assert float(soft_cross_entropy(t, t, 3.0)) == pytest.approx(0.0, abs=1e-6)
 
-    config = SqueezeBertConfig(**TINY_CONFIG, num_labels=2, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    config = word_config(num_labels=2, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
     teacher = squeezebert.SqueezeBertForSequenceClassification(config).eval()
     student = squeezebert.SqueezeBertForSequenceClassification(config).eval()
     batch = {"input_ids": torch.randint(5, len(VOCAB), (3, 6)), "labels": torch.tensor([0, 1, 1])}
@@ -273,11 +273,9 @@ def test_soft_cross_entropy_and_distillation_loss() -> None:
 
 def test_grouped_student_from_dense_keeps_the_diagonal_blocks() -> None:
     dense = squeezebert.SqueezeBertModel(
-        SqueezeBertConfig(
-            **{**TINY_CONFIG, "q_groups": 1, "k_groups": 1, "v_groups": 1, "intermediate_groups": 1, "output_groups": 1}
-        )
+        word_config(q_groups=1, k_groups=1, v_groups=1, post_attention_groups=1, intermediate_groups=1, output_groups=1)
     )
-    grouped = squeezebert.SqueezeBertModel(SqueezeBertConfig(**{**TINY_CONFIG, "q_groups": 4, "output_groups": 4}))
+    grouped = squeezebert.SqueezeBertModel(word_config(q_groups=4, output_groups=4))
     assert init_grouped_from_dense(grouped, dense.state_dict()) == []
     w_dense = dense.encoder.layers[0].attention.query.weight[..., 0]
     w_grouped = grouped.encoder.layers[0].attention.query.weight[..., 0]  # [32, 8]
@@ -352,7 +350,7 @@ def test_wordpiece_training(tmp_path: Path) -> None:
 
 
 def test_pretraining_model_loss_and_checkpoint_compatibility(tmp_path: Path) -> None:
-    config = SqueezeBertConfig(**TINY_CONFIG, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    config = word_config(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
     model = SqueezeBertForPreTraining(config).eval()
     ids = torch.randint(5, len(VOCAB), (2, 7))
     labels = torch.full_like(ids, -100)

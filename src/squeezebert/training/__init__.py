@@ -1,34 +1,47 @@
 """Fine-tuning and pretraining SqueezeBERT: data readers, tasks, metrics, LAMB, the training loop (DDP, resumable
 checkpoints), knowledge distillation, and MLM + SOP pretraining.
 
-Command lines: ``python -m squeezebert.training train ...`` and ``... pretrain ...`` (also ``squeezebert train`` /
-``squeezebert pretrain``), each usable under ``torchrun``.
+The command lines ``squeezebert train ...`` and ``squeezebert pretrain ...`` (each usable under ``torchrun``) call
+:func:`finetune` and :func:`pretrain` with the dataclasses their flags are generated from.
 """
 
-from .cli import add_pretrain_arguments, add_train_arguments, run_pretrain, run_train
 from .distill import DistillationLoss, init_grouped_from_dense
+from .finetune import DistillationArguments, FinetuneModelArguments, TaskArguments, finetune
 from .optim import Lamb, build_optimizer, build_schedule
-from .tasks import MultipleChoiceTask, QuestionAnsweringTask, SequenceClassificationTask, Task, TokenClassificationTask
-from .trainer import ListSource, StreamSource, Trainer, TrainerState, TrainingArguments
+from .pretrain import CorpusArguments, PretrainModelArguments, pretrain
+from .tasks import (
+    TRAINING_TASKS,
+    MultipleChoiceTask,
+    QuestionAnsweringTask,
+    SequenceClassificationTask,
+    TokenClassificationTask,
+    TrainingTask,
+)
+from .trainer import ListSource, StreamSource, Trainer, TrainerState, TrainingArguments, format_summary
 
 __all__ = [
+    "TRAINING_TASKS",
+    "CorpusArguments",
+    "DistillationArguments",
     "DistillationLoss",
+    "FinetuneModelArguments",
     "Lamb",
     "ListSource",
     "MultipleChoiceTask",
+    "PretrainModelArguments",
     "QuestionAnsweringTask",
     "SequenceClassificationTask",
     "StreamSource",
-    "Task",
+    "TaskArguments",
     "TokenClassificationTask",
     "Trainer",
     "TrainerState",
     "TrainingArguments",
-    "add_pretrain_arguments",
-    "add_train_arguments",
+    "TrainingTask",
     "build_optimizer",
     "build_schedule",
+    "finetune",
+    "format_summary",
     "init_grouped_from_dense",
-    "run_pretrain",
-    "run_train",
+    "pretrain",
 ]

@@ -12,40 +12,73 @@
 
 from __future__ import annotations
 
-import argparse
+import contextlib
 import os
 import random
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+import torch.distributed as dist
 
 from .. import hub
 from ..config import SqueezeBertConfig
 from ..modeling.pretraining import SqueezeBertForPreTraining
-from .cli import loop_arguments
 from .data import pad_batch
-from .trainer import DistributedInfo, StreamSource, Trainer, TrainingArguments
+from .trainer import (
+    DistributedInfo,
+    StreamSource,
+    Trainer,
+    TrainingArguments,
+    check_output_dir,
+    init_distributed,
+    set_seed,
+)
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 
 
-def add_corpus_arguments(parser: argparse.ArgumentParser) -> None:
-    g = parser.add_argument_group("corpus and vocabulary")
-    g.add_argument("--corpus", nargs="+", required=True, help="text files: one segment per line, blank between docs")
-    g.add_argument("--validation-corpus", nargs="*", default=None, help="held-out text files for MLM / SOP accuracy")
-    g.add_argument("--tokenizer", default=None, help="reuse this tokenizer (folder); otherwise one is trained")
-    g.add_argument("--vocab-size", type=int, default=30522, help="size of a newly trained WordPiece vocabulary")
-    g.add_argument("--cased", action="store_true", help="keep case when training a vocabulary")
-    g = parser.add_argument_group("model and objective")
-    g.add_argument("--config", default=None, help="model config (folder or .json); vocab_size follows the tokenizer")
-    g.add_argument("--model", default=None, help="continue pretraining this checkpoint instead")
-    g.add_argument("--max-length", type=int, default=128, help="packed sequence length in tokens (128)")
-    g.add_argument("--mlm-probability", type=float, default=0.15)
-    g.add_argument("--whole-word-masking", action="store_true", help="mask every piece of a chosen word")
-    g.add_argument("--eval-steps", type=int, default=None, help="evaluate on --validation-corpus every N steps")
+@dataclass
+class CorpusArguments:
+    """The text to pretrain on, and its vocabulary (an existing tokenizer, or one trained on the corpus)."""
+
+    corpus: tuple[str, ...] = field(
+        metadata={"help": "text files: one segment (sentence or paragraph) per line, blank lines between documents"}
+    )
+    validation_corpus: tuple[str, ...] = field(
+        default=(), metadata={"help": "held-out text files for the loss and MLM / SOP accuracy"}
+    )
+    tokenizer: str | None = field(
+        default=None, metadata={"help": "reuse this tokenizer (folder or hub id); otherwise one is trained"}
+    )
+    vocab_size: int = field(default=30522, metadata={"help": "size of a newly trained WordPiece vocabulary"})
+    cased: bool = field(default=False, metadata={"help": "keep case when training a vocabulary"})
+
+    def __post_init__(self) -> None:
+        for path in (*self.corpus, *self.validation_corpus):
+            if not os.path.isfile(path):
+                raise ValueError(f"corpus file not found: {os.fspath(path)!r}")
+
+
+@dataclass
+class PretrainModelArguments:
+    """The model to pretrain (a config's random weights, or a checkpoint to continue) and the MLM + SOP objective."""
+
+    config: str | None = field(
+        default=None,
+        metadata={"help": "model config (folder, .json file or hub id); vocab_size follows the tokenizer"},
+    )
+    model: str | None = field(default=None, metadata={"help": "continue pretraining this checkpoint instead"})
+    max_length: int = field(default=128, metadata={"help": "packed sequence length in tokens"})
+    mlm_probability: float = field(default=0.15, metadata={"help": "fraction of the tokens to predict"})
+    whole_word_masking: bool = field(default=False, metadata={"help": "mask every piece of a chosen word"})
+
+    def __post_init__(self) -> None:
+        if self.config is not None and self.model is not None:
+            raise ValueError("pass --config (random weights) or --model (a checkpoint to continue), not both")
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -252,8 +285,6 @@ def evaluate_pretraining(
     autocast: Any = None,
 ) -> dict[str, float]:
     """Loss, masked-token accuracy and sentence-order accuracy on held-out packed examples."""
-    import contextlib
-
     autocast = autocast or contextlib.nullcontext
     was_training = model.training
     model.eval()
@@ -281,68 +312,50 @@ def evaluate_pretraining(
 # --------------------------------------------------------------------------------------------------------------
 
 
-def pretrain_from_args(args: argparse.Namespace, info: DistributedInfo) -> dict[str, Any]:
-    """The ``pretrain`` command: vocabulary, model, streamed data, training; returns the training summary."""
-    import torch.distributed as dist
-
+def pretrain(
+    corpus_args: CorpusArguments,
+    model_args: PretrainModelArguments,
+    training_args: TrainingArguments,
+    dist_info: DistributedInfo | None = None,
+) -> dict[str, Any]:
+    """Pretrain with MLM + SOP: the vocabulary (trained into ``output_dir/tokenizer`` unless ``corpus_args.tokenizer``
+    or ``model_args.model`` gives one), the model, the streamed corpus, training. Returns the training summary (see
+    :meth:`Trainer.train`); ``metric_for_best`` defaults to the held-out loss. ``dist_info`` defaults to
+    :func:`init_distributed`.
+    """
     from ..tokenization import AutoTokenizer
-    from .trainer import set_seed
 
-    output_dir = Path(args.output_dir)
-    if args.tokenizer or args.model:
-        tokenizer = AutoTokenizer.from_pretrained(args.tokenizer or args.model)
+    check_output_dir(training_args)
+    info = dist_info or init_distributed(training_args.no_cuda)
+    if corpus_args.tokenizer or model_args.model:
+        tokenizer = AutoTokenizer.from_pretrained(corpus_args.tokenizer or model_args.model)
     else:
-        vocab_dir = output_dir / "tokenizer"
-        if info.is_main and not (vocab_dir / "vocab.txt").is_file():
-            train_wordpiece(args.corpus, args.vocab_size, vocab_dir, lowercase=not args.cased)
+        vocab_dir = Path(training_args.output_dir) / "tokenizer"
+        reuse = (vocab_dir / "vocab.txt").is_file() and not training_args.overwrite_output_dir
+        if info.is_main and not reuse:
+            train_wordpiece(corpus_args.corpus, corpus_args.vocab_size, vocab_dir, lowercase=not corpus_args.cased)
         if info.world_size > 1:
             dist.barrier()
         tokenizer = AutoTokenizer.from_pretrained(vocab_dir)
 
-    set_seed(args.seed)
-    if args.model:
-        model = SqueezeBertForPreTraining.from_pretrained(args.model)
-    else:
-        if args.config is None:
-            config = SqueezeBertConfig()
-        elif os.path.isfile(args.config):
-            config = SqueezeBertConfig.from_dict(hub.read_json(args.config))
-        else:
-            config = SqueezeBertConfig.from_pretrained(args.config)
-        config = SqueezeBertConfig.from_dict(config.to_dict(), vocab_size=len(tokenizer))
-        if args.max_length > config.max_position_embeddings:
-            raise ValueError(
-                f"--max-length {args.max_length} exceeds the config's max_position_embeddings "
-                f"{config.max_position_embeddings}"
-            )
-        model = SqueezeBertForPreTraining(config)
-    if len(tokenizer) > model.config.vocab_size:
-        raise ValueError(f"the tokenizer has {len(tokenizer)} tokens, the model only {model.config.vocab_size}")
-
-    collate = MlmSopCollator(tokenizer, args.mlm_probability, args.whole_word_masking, args.seed)
-    corpus = list(args.corpus)
-    for path in corpus:
-        if not os.path.isfile(path):
-            raise ValueError(f"corpus file not found: {path!r}")
+    set_seed(training_args.seed)
+    model = _pretraining_model(model_args, tokenizer)
+    collate = MlmSopCollator(tokenizer, model_args.mlm_probability, model_args.whole_word_masking, training_args.seed)
 
     def stream(epoch: int) -> Iterator[dict[str, Any]]:
-        return packed_examples(tokenizer, corpus, args.max_length, args.seed, epoch)
+        return packed_examples(tokenizer, corpus_args.corpus, model_args.max_length, training_args.seed, epoch)
 
     num_examples = None
-    if not args.max_steps:  # epochs were asked for: count the packed examples in one streaming pass
+    if not training_args.max_steps:  # epochs were asked for: count the packed examples in one streaming pass
         num_examples = sum(1 for _ in stream(0))
     evaluate = None
-    if args.validation_corpus:
-        held_out = list(packed_examples(tokenizer, args.validation_corpus, args.max_length, args.seed, 0))
+    if corpus_args.validation_corpus:
+        held_out = list(
+            packed_examples(tokenizer, corpus_args.validation_corpus, model_args.max_length, training_args.seed, 0)
+        )
 
         def evaluate(m: Any, autocast: Any) -> dict[str, float]:
-            return evaluate_pretraining(m, held_out, collate, args.eval_batch_size, info.device, autocast)
-
-    training_args = TrainingArguments(
-        **loop_arguments(args),
-        metric_for_best="loss" if evaluate else None,
-        greater_is_better=False,
-    )
+            return evaluate_pretraining(m, held_out, collate, training_args.eval_batch_size, info.device, autocast)
 
     def save(m: Any, folder: str) -> None:
         m.save_pretrained(folder)
@@ -350,7 +363,7 @@ def pretrain_from_args(args: argparse.Namespace, info: DistributedInfo) -> dict[
 
     trainer = Trainer(
         model,
-        training_args,
+        replace(training_args, metric_for_best=training_args.metric_for_best or "loss"),
         StreamSource(stream, num_examples),
         collate,
         evaluate=evaluate,
@@ -358,3 +371,23 @@ def pretrain_from_args(args: argparse.Namespace, info: DistributedInfo) -> dict[
         dist_info=info,
     )
     return trainer.train()
+
+
+def _pretraining_model(model_args: PretrainModelArguments, tokenizer: Any) -> SqueezeBertForPreTraining:
+    """The checkpoint to continue, or random weights of the config with the tokenizer's vocabulary size."""
+    if model_args.model:
+        model = SqueezeBertForPreTraining.from_pretrained(model_args.model)
+    else:
+        config = (
+            SqueezeBertConfig() if model_args.config is None else SqueezeBertConfig.from_pretrained(model_args.config)
+        )
+        config = SqueezeBertConfig.from_dict(config.to_dict(), vocab_size=len(tokenizer))
+        if model_args.max_length > config.max_position_embeddings:
+            raise ValueError(
+                f"--max-length {model_args.max_length} exceeds the config's max_position_embeddings "
+                f"{config.max_position_embeddings}"
+            )
+        model = SqueezeBertForPreTraining(config)
+    if len(tokenizer) > model.config.vocab_size:
+        raise ValueError(f"the tokenizer has {len(tokenizer)} tokens, the model only {model.config.vocab_size}")
+    return model

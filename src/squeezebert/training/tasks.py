@@ -1,7 +1,7 @@
 """Fine-tuning tasks: how each turns rows into model features, which head it trains, and how it is evaluated.
 
 A task is built from already-read rows (see :mod:`squeezebert.training.data`) and a tokenizer with the Hugging Face
-``__call__`` API. :meth:`Task.evaluate` runs a model over held-out rows and returns the task's metrics.
+``__call__`` API. :meth:`TrainingTask.evaluate` runs a model over held-out rows and returns the task's metrics.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ Features = list[dict[str, Any]]
 PROBLEM_TYPES = ("single_label_classification", "multi_label_classification", "regression")
 
 
-class Task:
+class TrainingTask:
     """Base class. Subclasses set ``model_class``, ``main_metric`` and implement ``encode`` and ``evaluate``."""
 
     name: str = ""
@@ -80,7 +80,7 @@ class Task:
         return outputs, (loss_sum / count if count else float("nan"))
 
 
-def _encode_pairs(task: Task, texts: Sequence[str], pairs: Sequence[str] | None) -> dict[str, list]:
+def _encode_pairs(task: TrainingTask, texts: Sequence[str], pairs: Sequence[str] | None) -> dict[str, list]:
     for name, values in (("text", texts), ("text pair", pairs or [])):
         for i, value in enumerate(values):
             if not isinstance(value, str):
@@ -93,7 +93,7 @@ def _encode_pairs(task: Task, texts: Sequence[str], pairs: Sequence[str] | None)
 # --------------------------------------------------------------------------------------------------------------
 
 
-class SequenceClassificationTask(Task):
+class SequenceClassificationTask(TrainingTask):
     """Single-label, multi-label or regression targets for one text or a text pair (GLUE style).
 
     Rows are ``{"text": str, "text_pair": str | None, "label": Any}``; labels are names (single-label), lists of
@@ -208,7 +208,7 @@ class SequenceClassificationTask(Task):
 # --------------------------------------------------------------------------------------------------------------
 
 
-class TokenClassificationTask(Task):
+class TokenClassificationTask(TrainingTask):
     """Tagging words (CoNLL rows ``(words, tags)``); the first word piece of each word carries its tag."""
 
     name = "token-classification"
@@ -278,7 +278,7 @@ class TokenClassificationTask(Task):
 # --------------------------------------------------------------------------------------------------------------
 
 
-class QuestionAnsweringTask(Task):
+class QuestionAnsweringTask(TrainingTask):
     """Extractive QA on SQuAD rows; long contexts are cut into overlapping windows (``doc_stride`` tokens shared)."""
 
     name = "question-answering"
@@ -361,7 +361,7 @@ class QuestionAnsweringTask(Task):
 # --------------------------------------------------------------------------------------------------------------
 
 
-class MultipleChoiceTask(Task):
+class MultipleChoiceTask(TrainingTask):
     """Picking one of several endings (SWAG style): rows ``{"context", "question", "choices": [...], "label"}``;
     each choice is encoded as the pair ``(context, question + " " + choice)``."""
 
@@ -400,7 +400,7 @@ class MultipleChoiceTask(Task):
         return {"loss": loss, "accuracy": metrics.accuracy(preds, [f["labels"] for f in features])}
 
 
-TASKS = {
+TRAINING_TASKS = {
     cls.name: cls
     for cls in (SequenceClassificationTask, TokenClassificationTask, QuestionAnsweringTask, MultipleChoiceTask)
 }

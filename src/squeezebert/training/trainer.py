@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import random
+import shutil
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -25,11 +26,11 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
-from tqdm.auto import tqdm
 
-from .. import hub, modeling
+from .. import hub
 from . import checkpoint as ckpt
-from .optim import build_optimizer, build_schedule
+from .callbacks import display_callback
+from .optim import OPTIMIZERS, SCHEDULES, build_optimizer, build_schedule
 
 logger = logging.getLogger("squeezebert.training")
 
@@ -39,42 +40,63 @@ LossFn = Callable[[nn.Module, Batch], torch.Tensor]
 
 @dataclass
 class TrainingArguments:
-    """Options of :class:`Trainer` (the ``squeezebert train`` flags of the same names).
+    """Options of :class:`Trainer`; the ``squeezebert train`` / ``pretrain`` flags are generated from these fields.
 
     ``batch_size`` is per process and per micro-batch; one optimizer step sees ``batch_size * world_size *
-    gradient_accumulation_steps`` examples. ``eval_steps`` / ``save_steps`` count optimizer steps; evaluation also
-    runs after every epoch when ``eval_each_epoch``. ``early_stopping_patience`` counts evaluations without
-    improvement of ``metric_for_best``. ``bf16`` autocasts the training steps; evaluation runs in float32 unless
-    ``bf16_eval``.
+    gradient_accumulation_steps`` examples. ``eval_steps`` / ``save_steps`` count optimizer steps.
     """
 
-    output_dir: str
-    num_epochs: int = 3
-    max_steps: int | None = None
-    batch_size: int = 32
-    eval_batch_size: int = 64
-    gradient_accumulation_steps: int = 1
-    learning_rate: float = 5e-5
-    weight_decay: float = 0.01
-    optimizer: str = "adamw"
-    schedule: str = "linear"
-    warmup_ratio: float = 0.0
-    warmup_steps: int | None = None
-    max_grad_norm: float | None = 1.0
-    bf16: bool = False
-    bf16_eval: bool = False
-    seed: int = 42
-    eval_steps: int | None = None
-    eval_each_epoch: bool = True
-    save_steps: int | None = None
-    save_total_limit: int | None = 2
-    early_stopping_patience: int | None = None
-    metric_for_best: str | None = None
-    greater_is_better: bool = True
-    logging_steps: int = 10
-    resume: bool = False
-    progress: bool = True
-    no_cuda: bool = False
+    output_dir: str = field(metadata={"help": "folder for checkpoints, logs and the final model"})
+    num_epochs: int = field(default=3, metadata={"flag": "--epochs", "help": "passes over the training set"})
+    max_steps: int | None = field(default=None, metadata={"help": "stop after this many optimizer steps"})
+    batch_size: int = field(default=32, metadata={"help": "examples per process per micro-batch"})
+    eval_batch_size: int = field(default=64, metadata={"help": "examples per evaluation batch"})
+    gradient_accumulation_steps: int = field(default=1, metadata={"help": "micro-batches per optimizer step"})
+    learning_rate: float = field(default=5e-5, metadata={"aliases": ("--lr",), "help": "peak learning rate"})
+    weight_decay: float = field(default=0.01, metadata={"help": "AdamW / LAMB weight decay"})
+    optimizer: str = field(default="adamw", metadata={"choices": OPTIMIZERS, "help": "AdamW or LAMB (the paper's)"})
+    schedule: str = field(default="linear", metadata={"choices": SCHEDULES, "help": "decay after the warm-up"})
+    warmup_ratio: float = field(default=0.1, metadata={"help": "fraction of the steps spent warming up"})
+    warmup_steps: int | None = field(default=None, metadata={"help": "warm-up steps (overrides --warmup-ratio)"})
+    max_grad_norm: float | None = field(default=1.0, metadata={"help": "gradient clipping norm (0: off)"})
+    bf16: bool = field(default=False, metadata={"help": "bf16 autocast of the training steps (CPU or GPU)"})
+    bf16_eval: bool = field(default=False, metadata={"help": "bf16 autocast of evaluation too (float32 otherwise)"})
+    seed: int = field(default=42, metadata={"help": "seed of the data order, dropout and initial weights"})
+    eval_steps: int | None = field(default=None, metadata={"help": "also evaluate every N steps"})
+    eval_each_epoch: bool = field(default=True, metadata={"help": "evaluate after every epoch"})
+    metric_for_best: str | None = field(
+        default=None,
+        metadata={
+            "help": "metric that picks the best model and drives early stopping (train: the task's main one; "
+            "pretrain: loss)"
+        },
+    )
+    greater_is_better: bool | None = field(
+        default=None,
+        metadata={"cli": False, "help": "None: lower is better for metrics named like a loss or mse, else higher"},
+    )
+    early_stopping_patience: int | None = field(
+        default=None, metadata={"help": "stop after this many evaluations without improvement"}
+    )
+    save_steps: int | None = field(default=None, metadata={"help": "write a resumable checkpoint every N steps"})
+    save_total_limit: int | None = field(default=2, metadata={"help": "resumable checkpoints kept"})
+    logging_steps: int = field(default=10, metadata={"help": "log loss, learning rate and throughput every N steps"})
+    resume: bool = field(default=False, metadata={"help": "continue from the latest checkpoint in --output-dir"})
+    overwrite_output_dir: bool = field(
+        default=False, metadata={"help": "replace an earlier run in --output-dir (its checkpoints, metrics, model)"}
+    )
+    progress: bool = field(
+        default=True, metadata={"help": "progress bar on a terminal (log lines instead when off or not a terminal)"}
+    )
+    no_cuda: bool = field(default=False, metadata={"help": "train on the CPU even if a GPU is present"})
+    find_unused_parameters: bool | None = field(
+        default=None,
+        metadata={
+            "cli": False,
+            "help": "DDP's find_unused_parameters; None: true when a first backward pass leaves a parameter without "
+            "a gradient (e.g. the pooler of a token-classification head)",
+        },
+    )
 
     def __post_init__(self) -> None:
         positive = ("num_epochs", "batch_size", "eval_batch_size", "gradient_accumulation_steps", "logging_steps")
@@ -88,8 +110,46 @@ class TrainingArguments:
                 raise ValueError(f"{name} must be a non-negative integer or None, got {value!r}")
         if not 0.0 <= self.warmup_ratio < 1.0:
             raise ValueError(f"warmup_ratio must lie in [0, 1), got {self.warmup_ratio}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if self.resume and self.overwrite_output_dir:
+            raise ValueError("resume continues the run in output_dir, overwrite_output_dir replaces it: pass one")
         if self.max_grad_norm is not None and self.max_grad_norm <= 0:
             self.max_grad_norm = None
+
+    def best_is_greater(self) -> bool:
+        """Whether a higher ``metric_for_best`` (default ``loss``) is better."""
+        if self.greater_is_better is not None:
+            return self.greater_is_better
+        metric = self.metric_for_best or "loss"
+        return not any(word in metric for word in ("loss", "mse"))
+
+
+# Files and folders a training run writes into its output folder (the final model and tokenizer files aside).
+RUN_FILES = ("checkpoints", "best", "metrics.jsonl", "training_summary.json", hub.CONFIG_NAME, hub.SAFE_WEIGHTS_NAME)
+
+
+def check_output_dir(args: TrainingArguments) -> None:
+    """Refuse (``ValueError``) to train into a folder that holds an earlier run, unless ``args.resume`` continues it
+    or ``args.overwrite_output_dir`` replaces it."""
+    found = [name for name in RUN_FILES if (Path(args.output_dir) / name).exists()]
+    if found and not (args.resume or args.overwrite_output_dir):
+        raise ValueError(
+            f"output_dir {args.output_dir!r} already holds a training run ({', '.join(found)}): pass --resume to "
+            "continue it or --overwrite-output-dir to replace it"
+        )
+
+
+def clear_run(output_dir: str | os.PathLike) -> None:
+    """Delete an earlier run's :data:`RUN_FILES` from ``output_dir``, so that a new run never mixes with them."""
+    for name in RUN_FILES:
+        path = Path(output_dir) / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
 
 
 @dataclass
@@ -107,6 +167,7 @@ class TrainerState:
     evaluations_without_improvement: int = 0
     last_eval: dict[str, float] = field(default_factory=dict)
     last_eval_step: int | None = None
+    train_seconds: float = 0.0  # training time of the whole run, as of the last checkpoint or the end
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -236,14 +297,6 @@ def set_seed(seed: int) -> None:
 # --------------------------------------------------------------------------------------------------------------
 
 
-# Heads that use the pooler (every parameter gets a gradient); the others leave it unused, which DDP must be told.
-_USES_EVERY_PARAMETER = (
-    modeling.SqueezeBertForSequenceClassification,
-    modeling.SqueezeBertForMultipleChoice,
-    modeling.SqueezeBertForPreTraining,
-)
-
-
 def default_loss(model: nn.Module, batch: Batch) -> torch.Tensor:
     """The model's own loss (the batch carries the labels)."""
     return model(**batch)["loss"]
@@ -251,6 +304,9 @@ def default_loss(model: nn.Module, batch: Batch) -> torch.Tensor:
 
 class Trainer:
     """Trains ``model`` on ``source`` (a :class:`ListSource` / :class:`StreamSource`).
+
+    The model moves to its device and the optimizer and learning-rate schedule are built here, so :meth:`evaluate`
+    and :meth:`save_checkpoint` work before (or without) :meth:`train`.
 
     Args:
         model: a SqueezeBERT head model (or any module whose forward takes the collated batch).
@@ -261,8 +317,9 @@ class Trainer:
         loss_fn: ``loss_fn(model, batch) -> scalar`` (the mean over the batch); defaults to the model's loss.
         save_model: ``save_model(model, folder)`` writes a loadable model folder (default ``model.save_pretrained``);
             used for the best model (``output_dir/best``) and the final one (``output_dir``).
-        callbacks: objects with any of ``on_step_end(trainer)``, ``on_evaluate(trainer, metrics)``,
-            ``on_save(trainer, path)``.
+        callbacks: objects with any of the methods listed in :mod:`squeezebert.training.callbacks`. The main process
+            adds a progress bar (on a terminal) or log lines.
+        dist_info: the process group (default: :func:`init_distributed`).
     """
 
     def __init__(
@@ -277,21 +334,31 @@ class Trainer:
         callbacks: Sequence[Any] = (),
         dist_info: DistributedInfo | None = None,
     ) -> None:
-        self.model = model
         self.args = args
+        self.dist = dist_info or init_distributed(args.no_cuda)
+        self.model = model.to(self.dist.device)
         self.source = source
         self.collate = collate
         self.evaluate_fn = evaluate
         self.loss_fn = loss_fn or default_loss
         self.save_model = save_model or (lambda m, path: m.save_pretrained(path))
-        self.callbacks = list(callbacks)
-        self.dist = dist_info or init_distributed(args.no_cuda)
-        self.state = TrainerState()
+        self.callbacks = [*callbacks, display_callback(args.progress)] if self.dist.is_main else list(callbacks)
         self.output_dir = Path(args.output_dir)
         self.checkpoint_dir = self.output_dir / "checkpoints"
         self.best_dir = self.output_dir / "best"
         self.metrics_path = self.output_dir / "metrics.jsonl"
+
+        total = self._total_steps()
+        warmup = args.warmup_steps if args.warmup_steps is not None else int(args.warmup_ratio * total)
+        self.optimizer = build_optimizer(self.model, args.optimizer, args.learning_rate, args.weight_decay)
+        self.scheduler = build_schedule(self.optimizer, total, warmup, args.schedule)
+        self.state = TrainerState(total_steps=total, global_batch_size=self.global_batch_size)
         self.should_stop = False
+        self.last_loss = float("nan")
+        self.resumed_from: Path | None = None
+        self._started_at: float | None = None  # when this process's train() began (perf_counter)
+        self._state_at_start = TrainerState()
+        self._loss_sum, self._loss_count = 0.0, 0  # the training losses since the last log record
 
     # ------------------------------------------------------------------------------------------------------------
 
@@ -299,17 +366,34 @@ class Trainer:
     def global_batch_size(self) -> int:
         return self.args.batch_size * self.dist.world_size * self.args.gradient_accumulation_steps
 
+    @property
+    def learning_rate(self) -> float:
+        """The learning rate of the next step."""
+        return self.scheduler.get_last_lr()[0]
+
+    def seconds_this_process(self) -> float:
+        """Seconds since this process's :meth:`train` began (0 before)."""
+        return 0.0 if self._started_at is None else time.perf_counter() - self._started_at
+
+    def sequences_per_second(self) -> float:
+        """Training throughput of this process's :meth:`train` so far (all processes' examples)."""
+        examples = self.state.examples_seen - self._state_at_start.examples_seen
+        return examples / max(self.seconds_this_process(), 1e-9)
+
     def autocast(self) -> contextlib.AbstractContextManager:
         """bf16 autocast when ``args.bf16`` (CPU or CUDA), else a no-op."""
         if not self.args.bf16:
             return contextlib.nullcontext()
         return torch.autocast(self.dist.device.type, dtype=torch.bfloat16)
 
+    def _steps_per_epoch(self) -> int | None:
+        return self.source.steps_per_epoch(self.global_batch_size, self.dist.world_size)
+
     def _total_steps(self) -> int:
-        per_epoch = self.source.steps_per_epoch(self.global_batch_size, self.dist.world_size)
+        per_epoch = self._steps_per_epoch()
         if per_epoch is None:
             if not self.args.max_steps:
-                raise ValueError("a streamed training set needs max_steps")
+                raise ValueError("a streamed training set of unknown length needs max_steps")
             return self.args.max_steps
         total = per_epoch * self.args.num_epochs
         return min(total, self.args.max_steps) if self.args.max_steps else total
@@ -327,111 +411,102 @@ class Trainer:
             if handler is not None:
                 handler(self, *payload)
 
+    def _barrier(self) -> None:
+        if self.dist.world_size > 1:
+            dist.barrier()
+
     # ------------------------------------------------------------------------------------------------------------
+    # The loop
 
     def train(self) -> dict[str, Any]:
         """Run training to the end (or early stop); return the summary (also written to
         ``output_dir/training_summary.json``)."""
-        args, info = self.args, self.dist
-        model = self.model.to(info.device)
-        model.train()
-        self.optimizer = build_optimizer(model, args.optimizer, args.learning_rate, args.weight_decay)
-        total = self._total_steps()
-        warmup = args.warmup_steps if args.warmup_steps is not None else int(args.warmup_ratio * total)
-        self.scheduler = build_schedule(self.optimizer, total, warmup, args.schedule)
-        self.state = TrainerState(total_steps=total, global_batch_size=self.global_batch_size)
-
-        resumed_from = self._maybe_resume() if args.resume else None
-        if resumed_from is None:
-            set_seed(args.seed + info.rank)  # one dropout stream per process
-            if info.is_main and self.metrics_path.exists():
-                self.metrics_path.unlink()
-        wrapped: nn.Module = model
-        if info.world_size > 1:
-            wrapped = nn.parallel.DistributedDataParallel(
-                model,
-                device_ids=[info.device.index] if info.device.type == "cuda" else None,
-                find_unused_parameters=not isinstance(model, _USES_EVERY_PARAMETER),
-            )
-        if info.is_main:
-            logger.info(
-                "training %d steps, global batch %d (%d processes x %d x %d accumulation)%s",
-                total,
-                self.global_batch_size,
-                info.world_size,
-                args.batch_size,
-                args.gradient_accumulation_steps,
-                f", resumed from {resumed_from}" if resumed_from else "",
-            )
-
-        bar = tqdm(
-            total=total,
-            initial=self.state.global_step,
-            desc="train",
-            unit="step",
-            disable=not (args.progress and info.is_main),
-            dynamic_ncols=True,
-        )
-        start_time, start_examples = time.perf_counter(), self.state.examples_seen
-        running_loss, running_count = 0.0, 0
-        self.last_loss = float("nan")
+        self._start_run()
+        wrapped = self._wrap_for_ddp()
+        self._fire("on_train_begin")
         try:
-            while not self.should_stop and self.state.global_step < total:
-                per_epoch = self.source.steps_per_epoch(self.global_batch_size, info.world_size)
-                if per_epoch is not None and self.state.epoch >= args.num_epochs:
-                    break
-                epoch = self.state.epoch
-                for chunk in self.source.chunks(
-                    epoch, self.global_batch_size, self.state.step_in_epoch, info.world_size
-                ):
-                    loss = self._train_step(wrapped, chunk)
-                    self.last_loss = loss
-                    running_loss += loss
-                    running_count += 1
-                    elapsed = time.perf_counter() - start_time
-                    throughput = (self.state.examples_seen - start_examples) / max(elapsed, 1e-9)
-                    bar.update(1)
-                    bar.set_postfix(
-                        loss=f"{loss:.4f}", lr=f"{self.scheduler.get_last_lr()[0]:.2e}", seq_s=f"{throughput:.1f}"
-                    )
-                    if self.state.global_step % args.logging_steps == 0:
-                        self._log(
-                            {
-                                "step": self.state.global_step,
-                                "epoch": epoch,
-                                "loss": running_loss / running_count,
-                                "learning_rate": self.scheduler.get_last_lr()[0],
-                                "sequences_per_second": throughput,
-                            }
-                        )
-                        running_loss, running_count = 0.0, 0
-                    self._fire("on_step_end")
-                    if args.eval_steps and self.state.global_step % args.eval_steps == 0:
-                        self.evaluate()
-                    if self.should_stop or self.state.global_step >= total:
-                        break
-                    if args.save_steps and self.state.global_step % args.save_steps == 0:
-                        self.save_checkpoint()
-                else:  # the epoch ran to its end
-                    self._end_epoch(total)
-                    continue
-                if per_epoch is not None and self.state.step_in_epoch >= per_epoch:
-                    self._end_epoch(total)
-                break
+            while not self._stopping() and not self._epochs_done():
+                self._train_epoch(wrapped)
             if self.evaluate_fn is not None and self.state.last_eval_step != self.state.global_step:
                 self.evaluate()  # the final model is always evaluated
         finally:
-            bar.close()
-        elapsed = time.perf_counter() - start_time
-        return self._finish(elapsed, (self.state.examples_seen - start_examples) / max(elapsed, 1e-9))
+            self._fire("on_train_end")
+        return self._finish()
 
-    def _end_epoch(self, total: int) -> None:
+    def _start_run(self) -> None:
+        """Check the output folder, then resume from its latest checkpoint (``args.resume``) or start afresh."""
+        check_output_dir(self.args)
+        self.resumed_from = self._resume() if self.args.resume else None
+        if self.resumed_from is None:
+            if self.dist.is_main:
+                clear_run(self.output_dir)  # what check_output_dir allowed to be replaced
+            set_seed(self.args.seed + self.dist.rank)  # one dropout stream per process
+        self._state_at_start = TrainerState(**asdict(self.state))
+        self._started_at = time.perf_counter()
+        if self.dist.is_main:
+            logger.info(
+                "training %d steps, global batch %d (%s x %d x %d accumulation)%s",
+                self.state.total_steps,
+                self.global_batch_size,
+                plural(self.dist.world_size, "process", "processes"),
+                self.args.batch_size,
+                self.args.gradient_accumulation_steps,
+                f", resumed from {self.resumed_from}" if self.resumed_from else "",
+            )
+
+    def _stopping(self) -> bool:
+        """Early stopping was decided or the last step is done."""
+        return self.should_stop or self.state.global_step >= self.state.total_steps
+
+    def _epochs_done(self) -> bool:
+        per_epoch = self._steps_per_epoch()
+        return per_epoch is not None and self.state.epoch >= self.args.num_epochs
+
+    def _train_epoch(self, wrapped: nn.Module) -> None:
+        """Train on the rest of the current epoch, evaluating and checkpointing on schedule. The epoch ends (see
+        :meth:`_end_epoch`) unless training stops before its last batch."""
+        args, state = self.args, self.state
+        chunks = self.source.chunks(state.epoch, self.global_batch_size, state.step_in_epoch, self.dist.world_size)
+        for chunk in chunks:
+            self._after_step(self._train_step(wrapped, chunk))
+            if args.eval_steps and state.global_step % args.eval_steps == 0:
+                self.evaluate()
+            if self._stopping():
+                break
+            if args.save_steps and state.global_step % args.save_steps == 0:
+                self.save_checkpoint()
+        if state.step_in_epoch == 0:
+            raise ValueError(f"epoch {state.epoch} of the training data holds no batch")
+        batches_ran_out = not self._stopping()
+        if batches_ran_out or state.step_in_epoch == self._steps_per_epoch():
+            self._end_epoch()
+
+    def _after_step(self, loss: float) -> None:
+        """Every ``logging_steps`` steps, log the mean loss since the last record with the learning rate and the
+        throughput; tell the callbacks."""
+        self.last_loss = loss
+        self._loss_sum += loss
+        self._loss_count += 1
+        if self.state.global_step % self.args.logging_steps == 0:
+            record = {
+                "step": self.state.global_step,
+                "epoch": self.state.epoch,
+                "loss": self._loss_sum / self._loss_count,
+                "learning_rate": self.learning_rate,
+                "sequences_per_second": self.sequences_per_second(),
+            }
+            self._log(record)
+            self._fire("on_log", record)
+            self._loss_sum, self._loss_count = 0.0, 0
+        self._fire("on_step_end")
+
+    def _end_epoch(self) -> None:
         self.state.epoch += 1
         self.state.step_in_epoch = 0
         evaluated = self.state.last_eval_step == self.state.global_step
         if self.evaluate_fn is not None and self.args.eval_each_epoch and not evaluated:
             self.evaluate(epoch_end=True)
-        if self.args.save_steps and not self.should_stop and self.state.global_step < total:
+        if self.args.save_steps and not self._stopping():
             self.save_checkpoint()
 
     def _train_step(self, wrapped: nn.Module, chunk: list[Any]) -> float:
@@ -465,6 +540,43 @@ class Trainer:
         return local_loss / len(chunk)
 
     # ------------------------------------------------------------------------------------------------------------
+    # Several processes
+
+    def _wrap_for_ddp(self) -> nn.Module:
+        """The model in ``DistributedDataParallel`` when there are several processes (the model itself otherwise)."""
+        info = self.dist
+        if info.world_size == 1:
+            return self.model
+        find_unused = self.args.find_unused_parameters
+        if find_unused is None:
+            flag = torch.tensor([float(bool(self.parameters_without_gradient()))], device=info.device)
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            find_unused = bool(flag.item())
+        return nn.parallel.DistributedDataParallel(
+            self.model,
+            device_ids=[info.device.index] if info.device.type == "cuda" else None,
+            find_unused_parameters=find_unused,
+        )
+
+    def parameters_without_gradient(self) -> list[str]:
+        """The trainable parameters that a forward and backward pass on the first training micro-batch leaves
+        without a gradient (e.g. the pooler of a token-classification head). Weights and random states are left as
+        they were."""
+        chunk = next(iter(self.source.chunks(0, self.global_batch_size, 0, self.dist.world_size)), None)
+        if chunk is None:
+            return []
+        random_states = ckpt.rng_state()
+        self.model.zero_grad(set_to_none=True)
+        batch = {k: v.to(self.dist.device) for k, v in self.collate(chunk[: self.args.batch_size]).items()}
+        with self.autocast():
+            loss = self.loss_fn(self.model, batch)
+        loss.float().backward()
+        unused = [name for name, p in self.model.named_parameters() if p.requires_grad and p.grad is None]
+        self.model.zero_grad(set_to_none=True)
+        ckpt.set_rng_state(random_states)
+        return unused
+
+    # ------------------------------------------------------------------------------------------------------------
 
     def evaluate(self, epoch_end: bool = False) -> dict[str, float]:
         """Evaluate (main process), share the metrics with every process, keep the best model, count patience."""
@@ -483,12 +595,10 @@ class Trainer:
         self.state.last_eval = result
         self.state.last_eval_step = self.state.global_step
         key = args.metric_for_best or "loss"
-        greater = args.greater_is_better if args.metric_for_best else False
         if key not in result:
             raise ValueError(f"metric_for_best {key!r} is not among the metrics {sorted(result)}")
-        value = result[key]
-        best = self.state.best_metric
-        improved = best is None or (value > best if greater else value < best)
+        value, best = result[key], self.state.best_metric
+        improved = best is None or (value > best if args.best_is_greater() else value < best)
         if improved:
             self.state.best_metric, self.state.best_step = value, self.state.global_step
             self.state.evaluations_without_improvement = 0
@@ -502,24 +612,22 @@ class Trainer:
                 if info.is_main:
                     logger.info("early stopping: %s has not improved for %d evaluations", key, patience)
         self._log({"step": self.state.global_step, "epoch": self.state.epoch, "eval": result, "epoch_end": epoch_end})
-        if info.is_main and self.args.progress:
-            shown = ", ".join(f"{k}={v:.4f}" for k, v in result.items())
-            tqdm.write(f"step {self.state.global_step} eval: {shown}{' (best)' if improved else ''}")
         self._fire("on_evaluate", result)
-        if info.world_size > 1:
-            dist.barrier()
+        self._barrier()
         return result
 
     # ------------------------------------------------------------------------------------------------------------
 
     def save_checkpoint(self) -> Path | None:
-        """Write a resumable checkpoint (model, optimizer, scheduler, every process's RNG state, data position)."""
+        """Write a resumable checkpoint (model, optimizer, scheduler, every process's RNG state, data position);
+        returns its folder in the main process."""
         info = self.dist
         rng = [ckpt.rng_state()]
         if info.world_size > 1:
             gathered: list[Any] = [None] * info.world_size
             dist.all_gather_object(gathered, rng[0])
             rng = gathered
+        self.state.train_seconds = self._state_at_start.train_seconds + self.seconds_this_process()
         path = None
         if info.is_main:
             path = ckpt.save_checkpoint(
@@ -535,11 +643,11 @@ class Trainer:
                 keep=self.args.save_total_limit,
             )
             self._fire("on_save", path)
-        if info.world_size > 1:
-            dist.barrier()
+        self._barrier()
         return path
 
-    def _maybe_resume(self) -> Path | None:
+    def _resume(self) -> Path | None:
+        """Load the latest checkpoint under ``output_dir/checkpoints``; returns it (``None``: there is none)."""
         path = ckpt.latest_checkpoint(self.checkpoint_dir)
         if path is None:
             if self.dist.is_main:
@@ -571,48 +679,68 @@ class Trainer:
 
     # ------------------------------------------------------------------------------------------------------------
 
-    def _finish(self, elapsed: float, throughput: float) -> dict[str, Any]:
-        info = self.dist
-        if self.state.best_step is not None and self.best_dir.is_dir():
-            state = hub.load_state_dict(self.best_dir)
-            result = self.model.load_state_dict(state, strict=False)
+    def _finish(self) -> dict[str, Any]:
+        """Load the best model (if evaluation picked one), save the final model and the summary."""
+        info, state, start = self.dist, self.state, self._state_at_start
+        if state.best_step is not None and self.best_dir.is_dir():
+            weights = hub.load_state_dict(self.best_dir)
+            result = self.model.load_state_dict(weights, strict=False)
             tied = set(getattr(self.model, "tied_keys", {}))
             if set(result.missing_keys) - tied or result.unexpected_keys:
                 raise RuntimeError(f"the best model in {self.best_dir} does not match the model: {result}")
             if hasattr(self.model, "tie_weights"):
                 self.model.tie_weights()
+        seconds = self.seconds_this_process()
+        state.train_seconds = start.train_seconds + seconds
         summary = {
-            "global_step": self.state.global_step,
-            "epochs_completed": self.state.epoch,
-            "examples_seen": self.state.examples_seen,
+            "global_step": state.global_step,
+            "epochs_completed": state.epoch,
+            "examples_seen": state.examples_seen,
+            "total_train_seconds": state.train_seconds,
+            "resumed_from_step": start.global_step if self.resumed_from else None,
+            "steps_this_process": state.global_step - start.global_step,
+            "examples_this_process": state.examples_seen - start.examples_seen,
+            "train_seconds": seconds,
+            "train_sequences_per_second": self.sequences_per_second(),
             "final_train_loss": self.last_loss,
-            "best_metric": self.state.best_metric,
-            "best_step": self.state.best_step,
+            "best_metric": state.best_metric,
+            "best_step": state.best_step,
             "metric_for_best": self.args.metric_for_best,
-            "last_eval": self.state.last_eval,
+            "last_eval": state.last_eval,
             "early_stopped": self.should_stop,
-            "train_seconds": elapsed,
-            "train_sequences_per_second": throughput,
             "world_size": info.world_size,
             "output_dir": str(self.output_dir),
         }
         if info.is_main:
             self.save_model(self.model, str(self.output_dir))
             hub.write_json(self.output_dir / "training_summary.json", summary)
-            self._log({"step": self.state.global_step, "summary": summary})
-        if info.world_size > 1:
-            dist.barrier()
+            self._log({"step": state.global_step, "summary": summary})
+        self._barrier()
         return summary
 
 
+def plural(count: int, singular: str, plural_form: str | None = None) -> str:
+    """``"1 full epoch"``, ``"2 full epochs"``."""
+    return f"{count} {singular if count == 1 else plural_form or singular + 's'}"
+
+
 def format_summary(summary: dict[str, Any]) -> str:
-    """A few human-readable lines about a finished run."""
-    lines = [
-        f"trained {summary['global_step']} steps ({summary['examples_seen']} sequences, "
-        f"{summary['epochs_completed']} full epochs) in {summary['train_seconds']:.1f}s, "
-        f"{summary['train_sequences_per_second']:.1f} sequences/s on {summary['world_size']} process(es)",
-        f"final training loss {summary['final_train_loss']:.4f}",
-    ]
+    """A few human-readable lines about a finished run: what this process did, and the run's totals after a
+    resume."""
+    processes = plural(summary["world_size"], "process", "processes")
+    steps, examples = summary["steps_this_process"], summary["examples_this_process"]
+    speed = f"in {summary['train_seconds']:.1f}s, {summary['train_sequences_per_second']:.1f} sequences/s"
+    epochs = plural(summary["epochs_completed"], "full epoch")
+    if summary.get("resumed_from_step") is None:
+        lines = [f"trained {plural(steps, 'step')} ({plural(examples, 'sequence')}, {epochs}) {speed} on {processes}"]
+    else:
+        lines = [
+            f"resumed at step {summary['resumed_from_step']} and trained {plural(steps, 'step')} "
+            f"({plural(examples, 'sequence')}) {speed} on {processes}",
+            f"the whole run: {plural(summary['global_step'], 'step')} ({plural(summary['examples_seen'], 'sequence')}"
+            f", {epochs}), {summary['total_train_seconds']:.1f}s of training",
+        ]
+    lines.append(f"final training loss {summary['final_train_loss']:.4f}")
     if summary.get("best_metric") is not None:
         name = summary.get("metric_for_best") or "metric"
         lines.append(f"best {name} {summary['best_metric']:.4f} at step {summary['best_step']}")
