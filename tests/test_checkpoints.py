@@ -11,23 +11,12 @@ from pathlib import Path
 import pytest
 import safetensors.torch
 import torch
-from helpers import (
-    SMALL_CONFIGS,
-    assert_close,
-    build_hub_cache,
-    capture_logs,
-    config_kwargs,
-    folder_files,
-    make_inputs,
-    make_oracle,
-    make_ours,
-    oracle_cls,
-    our_cls,
-    single_thread,  # noqa: F401  (fixture)
-    state_dicts_equal,
-    write_checkpoint,
-)
 from safetensors import safe_open
+from support.checkpoints import build_hub_cache, folder_files, state_dicts_equal, write_checkpoint
+from support.configs import SMALL_CONFIGS, config_kwargs
+from support.inputs import make_inputs
+from support.logs import capture_logs
+from support.oracle import assert_close, make_oracle, make_ours, oracle_cls, our_cls
 
 import squeezebert
 from squeezebert.hub import CheckpointNotFoundError

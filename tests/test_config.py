@@ -7,6 +7,7 @@ import json
 import pytest
 import torch
 import transformers
+from support.configs import tiny
 
 from squeezebert import SqueezeBertConfig
 
@@ -33,19 +34,7 @@ DOCUMENTED_DEFAULTS = {
     "output_groups": 4,
 }
 
-SMALL = dict(
-    vocab_size=50,
-    hidden_size=32,
-    embedding_size=32,
-    num_hidden_layers=2,
-    num_attention_heads=4,
-    intermediate_size=64,
-    q_groups=2,
-    k_groups=2,
-    v_groups=2,
-    intermediate_groups=2,
-    output_groups=2,
-)
+SMALL = tiny(vocab_size=50, post_attention_groups=1)  # the config tests' fields: TINY with a dense post-attention
 
 
 def test_documented_defaults():
@@ -259,11 +248,10 @@ def test_our_config_loads_in_transformers(tmp_path):
 
 def test_transformers_config_loads_in_ours(tmp_path):
     theirs = transformers.SqueezeBertConfig(
-        **SMALL,
+        **tiny(vocab_size=50, post_attention_groups=1, max_position_embeddings=128),
         hidden_act="silu",
         layer_norm_eps=1e-7,
         pad_token_id=5,
-        max_position_embeddings=128,
         id2label={0: "x", 1: "y", 2: "z"},
         problem_type="regression",
     )

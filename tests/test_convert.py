@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 import transformers
-from helpers import capture_logs
+from support.logs import capture_logs
 
 import squeezebert
 from squeezebert.convert import convert_bert_config, convert_bert_state_dict

@@ -9,15 +9,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 import transformers
-from helpers import (
-    HEADS,
-    backward_target,
-    hand_hidden_states,
-    make_inputs,
-    make_labels,
-    make_oracle,
-    make_ours,
-)
+from support.configs import ENGINE_CONFIG_NAMES, SMALL_CONFIGS, config_kwargs
+from support.inputs import HEAD_IDS, HEADS, backward_target, make_inputs, make_labels
 from support.numerics import (
     assert_grads_match,
     assert_outputs_match,
@@ -25,57 +18,13 @@ from support.numerics import (
     float64_reference,
     path_length,
 )
+from support.oracle import make_oracle, make_ours
+from support.reference import hand_hidden_states
 
 import squeezebert
 from squeezebert.modeling import layers
 
-HEAD_IDS = [h.removeprefix("SqueezeBert") for h in HEADS]
-
-# "engine": the reference's group layout scaled down (fused QKV: equal Q/K/V groups on head boundaries; the
-# feed-forward pair in matching groups). "unfused": group counts that rule out both fusions.
-ENGINE_CONFIGS = {
-    "engine": dict(
-        vocab_size=100,
-        hidden_size=64,
-        embedding_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=8,
-        intermediate_size=128,
-        max_position_embeddings=40,
-        type_vocab_size=2,
-        hidden_act="gelu",
-        q_groups=4,
-        k_groups=4,
-        v_groups=4,
-        post_attention_groups=1,
-        intermediate_groups=4,
-        output_groups=4,
-    ),
-    "unfused": dict(
-        vocab_size=100,
-        hidden_size=48,
-        embedding_size=48,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=96,
-        max_position_embeddings=40,
-        type_vocab_size=2,
-        hidden_act="gelu_new",
-        q_groups=3,
-        k_groups=1,
-        v_groups=2,
-        post_attention_groups=2,
-        intermediate_groups=1,
-        output_groups=3,
-    ),
-}
-
-
-@pytest.fixture(autouse=True)
-def _engine_configs(monkeypatch):
-    import helpers
-
-    monkeypatch.setattr(helpers, "SMALL_CONFIGS", {**helpers.SMALL_CONFIGS, **ENGINE_CONFIGS})
+ENGINE_CONFIGS = {name: SMALL_CONFIGS[name] for name in ENGINE_CONFIG_NAMES}
 
 
 def pair(cfg_name: str, head: str = "SqueezeBertModel", **overrides) -> tuple[torch.nn.Module, torch.nn.Module]:
@@ -123,8 +72,6 @@ def last_hidden_reference(oracle: torch.nn.Module, inputs: dict[str, torch.Tenso
 @pytest.mark.parametrize("cfg_name", list(ENGINE_CONFIGS))
 def test_every_head_matches_reference(cfg_name, head, padded, grad):
     """Outputs and gradients against a float64 run of the reference, within fp32's rounding error."""
-    from helpers import config_kwargs
-
     oracle, ours = pair(cfg_name, head)
     cfg = config_kwargs(cfg_name, head)
     inputs = make_inputs(cfg, head, "padded-types-positions" if padded else "ids", batch=3, seq=11)

@@ -4,18 +4,13 @@ from __future__ import annotations
 
 import pytest
 import torch
-from helpers import (
-    HEADS,
-    SMALL_CONFIGS,
-    input_shape,
-    make_ours,
-    single_thread,  # noqa: F401  (fixture)
-)
+from support.configs import SMALL_CONFIGS
+from support.inputs import HEAD_IDS, HEADS, input_shape
+from support.oracle import make_ours
 
 CFG_NAME = "relu-h32"  # vocab 100, hidden 32, 2 layers, 4 heads, max positions 24, 3 token types
 CFG = SMALL_CONFIGS[CFG_NAME]
 BATCH, SEQ = 2, 5
-HEAD_IDS = [h.removeprefix("SqueezeBert") for h in HEADS]
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 

@@ -8,6 +8,7 @@ import warnings
 import pytest
 import torch
 import torch.nn.functional as F
+from support.configs import PAPER_128, tiny_config
 
 import squeezebert
 from squeezebert import kernels as kernels_module
@@ -82,10 +83,7 @@ def test_kernels_reject_bad_tensors(kernels):
 
 def test_model_with_kernels_matches_the_pytorch_path(kernels, monkeypatch):
     torch.manual_seed(0)
-    config = squeezebert.SqueezeBertConfig(
-        vocab_size=100, hidden_size=128, embedding_size=128, num_hidden_layers=2, num_attention_heads=8,
-        intermediate_size=512, max_position_embeddings=64,
-    )  # fmt: skip
+    config = tiny_config(**PAPER_128)
     fp32 = squeezebert.SqueezeBertForSequenceClassification(config).eval()
     q = squeezebert.quantize_dynamic(fp32)
     ids = torch.randint(0, 100, (3, 40), generator=torch.Generator().manual_seed(1))

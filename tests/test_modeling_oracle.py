@@ -6,32 +6,19 @@ import pytest
 import torch
 import torch.nn.functional as F
 import transformers
-from helpers import (
-    CONFIG_NAMES,
-    ENCODER_LAYER_NORM_EPS,
-    HEAD_CONFIG,
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from support.configs import CONFIG_NAMES, HEAD_CONFIG, PAPER_GROUPS, SMALL_CONFIGS, config_kwargs, tiny_config
+from support.inputs import (
+    HEAD_IDS,
     HEADS,
     NUM_CHOICES,
-    SMALL_CONFIGS,
     VARIANTS,
-    assert_close,
     backward_target,
-    config_kwargs,
-    hand_hidden_states,
-    hand_layer,
     input_shape,
     make_inputs,
     make_labels,
-    make_oracle,
-    make_ours,
-    oracle_and_ours,
-    oracle_cls,
-    our_cls,
-    randomize_,
-    single_thread,  # noqa: F401  (fixture)
 )
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 from support.numerics import (
     assert_grads_match,
     assert_outputs_match,
@@ -39,11 +26,12 @@ from support.numerics import (
     float64_reference,
     path_length,
 )
+from support.oracle import assert_close, make_oracle, make_ours, oracle_and_ours, oracle_cls, our_cls, randomize_
+from support.reference import ENCODER_LAYER_NORM_EPS, hand_hidden_states, hand_layer
 
 import squeezebert
 
 DIRECTIONS = ("oracle->ours", "ours->oracle")
-HEAD_IDS = [h.removeprefix("SqueezeBert") for h in HEADS]
 
 OUTPUT_CLASSES = {
     "SqueezeBertModel": "BaseModelOutputWithPooling",
@@ -465,17 +453,16 @@ def test_resize_token_embeddings_base_model():
 @pytest.mark.parametrize("head", HEADS, ids=HEAD_IDS)
 def test_initialisation_statistics(head):
     torch.manual_seed(0)
-    config = squeezebert.SqueezeBertConfig(
+    config = tiny_config(
         vocab_size=2000,
         hidden_size=256,
         embedding_size=256,
-        num_hidden_layers=2,
-        num_attention_heads=4,
         intermediate_size=1024,
         max_position_embeddings=256,
         initializer_range=0.05,
         pad_token_id=7,
         num_labels=2,
+        **PAPER_GROUPS,
     )
     model = our_cls(head)(config)
     checked = 0

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import torch
 import torch.nn.functional as F
-from test_pipelines_checkpoints import Checkpoints, session_checkpoints
+from support.checkpoints import Checkpoints
 
 import squeezebert
 from squeezebert import AutoTokenizer
@@ -26,11 +26,6 @@ TEXTS = [
     "The last one [MASK].",
     "Unbelievably long words: antidisestablishmentarianism, floccinaucinihilipilification.",
 ]
-
-
-@pytest.fixture(scope="session")
-def checkpoints(tmp_path_factory: pytest.TempPathFactory, minilm_dir: Path) -> Checkpoints:
-    return session_checkpoints(tmp_path_factory, minilm_dir)
 
 
 @functools.cache

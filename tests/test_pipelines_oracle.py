@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 import transformers
-from test_pipelines_checkpoints import Checkpoints, session_checkpoints
+from support.checkpoints import Checkpoints
 
 import squeezebert
 
@@ -32,11 +32,6 @@ LONG_TEXT = (
     "John Smith flew from Washington to Paris with Mary Jones. Later, Acme Corporation hired Peter Parker, "
     "who unbelievably moved to Berlin; the Globex company in Springfield then asked Smith to visit London again."
 )
-
-
-@pytest.fixture(scope="session")
-def checkpoints(tmp_path_factory: pytest.TempPathFactory, minilm_dir: Path) -> Checkpoints:
-    return session_checkpoints(tmp_path_factory, minilm_dir)
 
 
 def assert_same(ours: Any, theirs: Any, where: str = "result") -> None:

@@ -6,7 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 import transformers
-from helpers import HEADS, make_inputs
+from support.configs import PAPER_128, tiny_config
+from support.inputs import HEAD_IDS, HEADS, make_inputs
 
 import squeezebert
 from squeezebert.modeling.layers import GroupedConv1x1
@@ -14,25 +15,13 @@ from squeezebert.quantization import Int8Projection, quantize_rows
 
 transformers.logging.set_verbosity_error()
 
-HEAD_IDS = [h.removeprefix("SqueezeBert") for h in HEADS]
-GROUPED = dict(  # the reference's group layout, scaled down
-    vocab_size=100,
-    hidden_size=128,
-    embedding_size=128,
-    num_hidden_layers=2,
-    num_attention_heads=8,
-    intermediate_size=512,
-    max_position_embeddings=64,
-    num_labels=3,
-)
-UNFUSED = dict(
-    GROUPED, q_groups=2, k_groups=1, v_groups=8, post_attention_groups=2, intermediate_groups=4, output_groups=2
-)
+GROUPED = {**PAPER_128, "num_labels": 3}  # the reference's group layout, scaled down
+UNFUSED = {**GROUPED, **dict(q_groups=2, k_groups=1, v_groups=8, post_attention_groups=2, output_groups=2)}
 
 
 def model(head: str = "SqueezeBertModel", **overrides) -> torch.nn.Module:
     torch.manual_seed(0)
-    return getattr(squeezebert, head)(squeezebert.SqueezeBertConfig(**{**GROUPED, **overrides})).eval()
+    return getattr(squeezebert, head)(tiny_config(**{**GROUPED, **overrides})).eval()
 
 
 def cosines(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -141,7 +130,7 @@ def test_quantize_dynamic_rejects_bad_options():
 @pytest.mark.parametrize("padded", [False, True], ids=["full", "padded"])
 @pytest.mark.parametrize("head", HEADS, ids=HEAD_IDS)
 def test_every_head_runs_and_stays_close(head, padded):
-    from helpers import HEAD_CONFIG
+    from support.configs import HEAD_CONFIG
 
     overrides = {**HEAD_CONFIG.get(head, {}), **({"num_labels": 2} if "Question" in head else {})}
     fp32 = model(head, **overrides)
@@ -157,7 +146,7 @@ def test_every_head_runs_and_stays_close(head, padded):
 
 @pytest.mark.parametrize("config", [GROUPED, UNFUSED], ids=["fused", "unfused"])
 def test_hidden_states_close_on_a_grouped_random_model(config):
-    fp32 = squeezebert.SqueezeBertModel(squeezebert.SqueezeBertConfig(**config)).eval()
+    fp32 = squeezebert.SqueezeBertModel(tiny_config(**config)).eval()
     q = squeezebert.quantize_dynamic(fp32)
     ids = torch.randint(0, 100, (20, 60), generator=torch.Generator().manual_seed(1))  # > 1024 tokens: sub-batches
     mask = torch.ones_like(ids)
