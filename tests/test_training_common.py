@@ -33,7 +33,6 @@ EXTRA = [".", ",", "?", "what", "who", "where", "went", "to", "met", "works", "a
 VOCAB = SPECIALS + POSITIVE + NEGATIVE + FILLER + NAMES + EXTRA
 
 
-
 def word_config(**overrides: Any) -> SqueezeBertConfig:
     """The tests' tiny config with a vocabulary of :data:`VOCAB` (and ``overrides``)."""
     return tiny_config(vocab_size=len(VOCAB), **overrides)
@@ -87,6 +86,21 @@ def train(argv: list[str]) -> int:
     return squeezebert_main([*argv, "--no-progress"])
 
 
+def write_conll(path: Path, n: int, seed: int) -> Path:
+    """A CoNLL file of ``n`` sentences tagging the places, people and companies of :data:`NAMES`."""
+    rng = random.Random(seed)
+    lines = ["-DOCSTART- -X- O O", ""]
+    for _ in range(n):
+        name = rng.choice(NAMES)
+        tag = "LOC" if name in ("paris", "london") else "PER" if name in ("alice", "bob") else "ORG"
+        words = [("the", "O"), ("man", "O"), ("went", "O"), ("to", "O"), (name, f"B-{tag}")]
+        if rng.random() < 0.5:
+            words += [("and", "O"), ("met", "O"), (rng.choice(["alice", "bob"]), "B-PER"), ("##s", "I-PER")]
+        lines += [f"{w} X X {t}" for w, t in words] + [""]
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
 def weights(folder: Path) -> dict[str, torch.Tensor]:
     return safetensors.torch.load_file(str(folder / "model.safetensors"))
 
@@ -111,6 +125,11 @@ def run_python(args: list[str], timeout: float = 240) -> subprocess.CompletedPro
     return subprocess.run(
         [sys.executable, *args], env=subprocess_env(), capture_output=True, text=True, timeout=timeout, check=False
     )
+
+
+def run_squeezebert(args: list[str], timeout: float = 240) -> subprocess.CompletedProcess:
+    """``python -m squeezebert ARGS`` in a subprocess."""
+    return run_python(["-m", "squeezebert", *args], timeout)
 
 
 def free_port() -> int:

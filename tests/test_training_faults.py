@@ -17,6 +17,7 @@ from test_training_common import (
     sentiment_rows,
     train,
     write_config,
+    write_conll,
     write_csv,
     write_tokenizer,
 )
@@ -171,6 +172,13 @@ def test_resume_refuses_a_different_global_batch(setup: dict[str, Path], uninter
     assert "global batch" in capsys.readouterr().err
 
 
+def _torchrun(argv: list[str]) -> subprocess.CompletedProcess:
+    """``squeezebert ARGV`` in 2 processes (gloo)."""
+    launcher = ["-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", "2"]
+    launcher += ["--master_addr", "127.0.0.1", "--master_port", str(free_port())]
+    return run_python([*launcher, "-m", "squeezebert", *argv], timeout=300)
+
+
 def test_two_ddp_processes_match_one_process(setup: dict[str, Path]) -> None:
     single = setup["root"] / "single"
     argv = _argv(setup, single, "config_no_dropout")
@@ -184,10 +192,18 @@ def test_two_ddp_processes_match_one_process(setup: dict[str, Path]) -> None:
     argv[argv.index("--batch-size") + 1] = "2"  # 2 processes x 2 examples x 2 accumulation steps = 8
     argv[argv.index("--validation-split") + 1] = "0.2"
     argv += ["--gradient-accumulation-steps", "2"]
-    launcher = ["-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", "2"]
-    launcher += ["--master_addr", "127.0.0.1", "--master_port", str(free_port())]
-    result = run_python([*launcher, "-m", "squeezebert", *argv], timeout=300)
+    result = _torchrun(argv)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "on 2 processes" in result.stdout
     assert max_weight_difference(single, ddp) < 1e-5
     assert (ddp / "checkpoints" / "latest").is_file()
+
+
+def test_ddp_trains_a_tagger_whose_pooler_gets_no_gradient(setup: dict[str, Path]) -> None:
+    # DDP must be told about the unused pooler (find_unused_parameters), or its second step fails.
+    argv = _argv(setup, setup["root"] / "ddp-tagger")
+    argv[argv.index("--train-file") + 1] = str(write_conll(setup["root"] / "tags.conll", 16, 0))
+    argv[argv.index("--batch-size") + 1] = "2"
+    result = _torchrun([*argv, "--task", "token-classification", "--max-steps", "3"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "trained 3 steps" in result.stdout and "on 2 processes" in result.stdout

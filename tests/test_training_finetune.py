@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 import torch
 from test_training_common import (
-    NAMES,
     NEGATIVE,
     POSITIVE,
     max_weight_difference,
     sentiment_rows,
     train,
     write_config,
+    write_conll,
     write_csv,
     write_jsonl,
     write_tokenizer,
@@ -126,26 +126,12 @@ def test_multi_label_from_json_lines(workspace: dict[str, Path], tmp_path: Path)
     )
 
 
-def _conll(path: Path, n: int, seed: int) -> Path:
-    rng = random.Random(seed)
-    lines = ["-DOCSTART- -X- O O", ""]
-    for _ in range(n):
-        name = rng.choice(NAMES)
-        tag = "LOC" if name in ("paris", "london") else "PER" if name in ("alice", "bob") else "ORG"
-        words = [("the", "O"), ("man", "O"), ("went", "O"), ("to", "O"), (name, f"B-{tag}")]
-        if rng.random() < 0.5:
-            words += [("and", "O"), ("met", "O"), (rng.choice(["alice", "bob"]), "B-PER"), ("##s", "I-PER")]
-        lines += [f"{w} X X {t}" for w, t in words] + [""]
-    path.write_text("\n".join(lines), encoding="utf-8")
-    return path
-
-
 def test_token_classification_on_conll(workspace: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "out"
     argv = _common(
-        workspace, out, "--task", "token-classification", "--train-file", str(_conll(tmp_path / "a.conll", 48, 0))
+        workspace, out, "--task", "token-classification", "--train-file", str(write_conll(tmp_path / "a.conll", 48, 0))
     )
-    argv += ["--validation-file", str(_conll(tmp_path / "b.conll", 12, 1)), "--epochs", "4", "--batch-size", "8"]
+    argv += ["--validation-file", str(write_conll(tmp_path / "b.conll", 12, 1)), "--epochs", "4", "--batch-size", "8"]
     assert train([*argv, "--learning-rate", "3e-3"]) == 0
     summary = json.loads((out / "training_summary.json").read_text())
     assert summary["metric_for_best"] == "f1"

@@ -130,7 +130,12 @@ def test_early_stopping_and_sources(tmp_path: Path) -> None:
     from squeezebert.training.data import pad_batch
 
     summary = Trainer(model, args, ListSource(features), lambda f: pad_batch(f, 0), evaluate=evaluate).train()
-    assert summary["early_stopped"] and summary["global_step"] == 3 and len(calls) == 3
+    assert (
+        summary["early_stopped"]
+        and summary["global_step"] == 3
+        and len(calls) == 3
+        and summary["epochs_completed"] == 0
+    )
     # the same order in every epoch for a given seed, different across epochs
     source = ListSource(list(range(10)), seed=1)
     assert list(source.chunks(0, 4, 0, 1)) == list(source.chunks(0, 4, 0, 1))

@@ -305,8 +305,9 @@ def default_loss(model: nn.Module, batch: Batch) -> torch.Tensor:
 class Trainer:
     """Trains ``model`` on ``source`` (a :class:`ListSource` / :class:`StreamSource`).
 
-    The model moves to its device and the optimizer and learning-rate schedule are built here, so :meth:`evaluate`
-    and :meth:`save_checkpoint` work before (or without) :meth:`train`.
+    Constructing it sets training up: the output folder is claimed (:func:`check_output_dir`; an earlier run is
+    cleared with ``args.overwrite_output_dir``), the model moves to its device, and the optimizer and learning-rate
+    schedule are built, so :meth:`evaluate` and :meth:`save_checkpoint` work before (or without) :meth:`train`.
 
     Args:
         model: a SqueezeBERT head model (or any module whose forward takes the collated batch).
@@ -347,6 +348,9 @@ class Trainer:
         self.checkpoint_dir = self.output_dir / "checkpoints"
         self.best_dir = self.output_dir / "best"
         self.metrics_path = self.output_dir / "metrics.jsonl"
+        check_output_dir(args)
+        if args.overwrite_output_dir and self.dist.is_main:
+            clear_run(self.output_dir)
 
         total = self._total_steps()
         warmup = args.warmup_steps if args.warmup_steps is not None else int(args.warmup_ratio * total)
@@ -434,12 +438,10 @@ class Trainer:
         return self._finish()
 
     def _start_run(self) -> None:
-        """Check the output folder, then resume from its latest checkpoint (``args.resume``) or start afresh."""
-        check_output_dir(self.args)
+        """Resume from the latest checkpoint (``args.resume``) or start afresh."""
         self.resumed_from = self._resume() if self.args.resume else None
         if self.resumed_from is None:
-            if self.dist.is_main:
-                clear_run(self.output_dir)  # what check_output_dir allowed to be replaced
+            self._drop_log_records_after(self.state.global_step)  # of an earlier attempt that saved no checkpoint
             set_seed(self.args.seed + self.dist.rank)  # one dropout stream per process
         self._state_at_start = TrainerState(**asdict(self.state))
         self._started_at = time.perf_counter()
@@ -668,14 +670,17 @@ class Trainer:
         known = set(TrainerState.__dataclass_fields__)
         self.state = TrainerState(**{k: v for k, v in trainer_state.items() if k in known})
         self.state.total_steps = self._total_steps()
-        if self.dist.is_main and self.metrics_path.exists():  # drop log lines of steps the resumed run will redo
-            lines = self.metrics_path.read_text(encoding="utf-8").splitlines()
-            kept = [
-                line for line in lines if line.strip() and json.loads(line).get("step", 0) <= self.state.global_step
-            ]
-            with hub.atomic_write(self.metrics_path) as f:
-                f.write("".join(line + "\n" for line in kept))
+        self._drop_log_records_after(self.state.global_step)
         return path
+
+    def _drop_log_records_after(self, step: int) -> None:
+        """Remove the ``metrics.jsonl`` records of the steps after ``step``, which this run is about to redo."""
+        if not (self.dist.is_main and self.metrics_path.exists()):
+            return
+        lines = self.metrics_path.read_text(encoding="utf-8").splitlines()
+        kept = [line for line in lines if line.strip() and json.loads(line).get("step", 0) <= step]
+        with hub.atomic_write(self.metrics_path) as f:
+            f.write("".join(line + "\n" for line in kept))
 
     # ------------------------------------------------------------------------------------------------------------
 
