@@ -13,15 +13,10 @@ from typing import Any
 
 import pytest
 import torch
-from test_pipelines_checkpoints import Checkpoints, session_checkpoints
+from support.checkpoints import Checkpoints
 
 import squeezebert
 from squeezebert import cli
-
-
-@pytest.fixture(scope="session")
-def checkpoints(tmp_path_factory: pytest.TempPathFactory, minilm_dir: Path) -> Checkpoints:
-    return session_checkpoints(tmp_path_factory, minilm_dir)
 
 
 @pytest.fixture()
@@ -223,7 +218,9 @@ def test_convert_bert_errors(env: dict, tmp_path: Path) -> None:
     a_file = tmp_path / "config.json"
     a_file.write_text("{}")
     assert_user_error(run(["convert-bert", str(a_file), str(tmp_path / "out")], env), "local folder")
-    assert_user_error(run(["convert-bert", str(tmp_path), str(tmp_path / "out")], env), "has no config.json")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert_user_error(run(["convert-bert", str(empty), str(tmp_path / "out")], env), "has no config.json")
 
 
 def test_convert_bert_unwritable_destination(minilm_dir: Path, env: dict, tmp_path: Path) -> None:
@@ -299,7 +296,7 @@ def test_train_then_classify_with_the_result(checkpoints: Checkpoints, env: dict
     assert abs(sum(r["score"] for r in result) - 1) < 1e-5
     missing = run(
         ["train", "--train-file", str(tmp_path / "none.csv"), "--model", str(checkpoints["mlm"])]
-        + ["--output-dir", str(out)],
+        + ["--output-dir", str(tmp_path / "another-run")],
         env,
     )
     assert_user_error(missing, "none.csv")

@@ -5,12 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from support.checkpoints import (  # noqa: F401  (session_checkpoints: test_cli imports it from here)
-    CALIBRATION_TEXT,
-    KINDS,
-    Checkpoints,
-    session_checkpoints,
-)
+from support.checkpoints import CALIBRATION_TEXT, KINDS, Checkpoints
 from support.numerics import assert_rounding_close, float64_reference
 
 import squeezebert
