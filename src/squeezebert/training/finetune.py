@@ -128,7 +128,7 @@ def finetune(
     """
     from ..tokenization import AutoTokenizer
 
-    check_output_dir(training_args)
+    check_output_dir(training_args)  # before reading the data (the Trainer checks again)
     distillation_args = distillation_args or DistillationArguments()
     info = dist_info or init_distributed(training_args.no_cuda)
     tokenizer = AutoTokenizer.from_pretrained(model_args.tokenizer or model_args.model)

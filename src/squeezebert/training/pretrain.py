@@ -325,7 +325,7 @@ def pretrain(
     """
     from ..tokenization import AutoTokenizer
 
-    check_output_dir(training_args)
+    check_output_dir(training_args)  # before training a vocabulary (the Trainer checks again)
     info = dist_info or init_distributed(training_args.no_cuda)
     if corpus_args.tokenizer or model_args.model:
         tokenizer = AutoTokenizer.from_pretrained(corpus_args.tokenizer or model_args.model)

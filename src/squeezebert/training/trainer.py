@@ -337,6 +337,9 @@ class Trainer:
     ) -> None:
         self.args = args
         self.dist = dist_info or init_distributed(args.no_cuda)
+        check_output_dir(args)
+        if args.overwrite_output_dir and self.dist.is_main:
+            clear_run(args.output_dir)
         self.model = model.to(self.dist.device)
         self.source = source
         self.collate = collate
@@ -348,9 +351,6 @@ class Trainer:
         self.checkpoint_dir = self.output_dir / "checkpoints"
         self.best_dir = self.output_dir / "best"
         self.metrics_path = self.output_dir / "metrics.jsonl"
-        check_output_dir(args)
-        if args.overwrite_output_dir and self.dist.is_main:
-            clear_run(self.output_dir)
 
         total = self._total_steps()
         warmup = args.warmup_steps if args.warmup_steps is not None else int(args.warmup_ratio * total)
@@ -461,8 +461,7 @@ class Trainer:
         return self.should_stop or self.state.global_step >= self.state.total_steps
 
     def _epochs_done(self) -> bool:
-        per_epoch = self._steps_per_epoch()
-        return per_epoch is not None and self.state.epoch >= self.args.num_epochs
+        return self._steps_per_epoch() is not None and self.state.epoch >= self.args.num_epochs
 
     def _train_epoch(self, wrapped: nn.Module) -> None:
         """Train on the rest of the current epoch, evaluating and checkpointing on schedule. The epoch ends (see
@@ -479,7 +478,7 @@ class Trainer:
                 self.save_checkpoint()
         if state.step_in_epoch == 0:
             raise ValueError(f"epoch {state.epoch} of the training data holds no batch")
-        batches_ran_out = not self._stopping()
+        batches_ran_out = not self._stopping()  # rather than training stopping the loop
         if batches_ran_out or state.step_in_epoch == self._steps_per_epoch():
             self._end_epoch()
 
