@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import shutil
+import sys
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -118,6 +120,7 @@ def test_a_failed_build_falls_back_with_one_warning(monkeypatch):
         raise RuntimeError("Error building extension: c++: command not found")
 
     monkeypatch.setattr(torch.utils.cpp_extension, "load", no_compiler)
+    monkeypatch.setattr(kernels_module, "_compiler_path", lambda: Path(sys.executable))  # as if there were one
     monkeypatch.setattr(kernels_module, "_is_cached", lambda name: True)
     monkeypatch.setattr(kernels_module, "_STATE", {})
     with pytest.warns(RuntimeWarning, match="could not be built .*command not found.*PyTorch operations"):
