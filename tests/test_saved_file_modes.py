@@ -92,3 +92,20 @@ def test_umask_fallback_without_proc(monkeypatch: pytest.MonkeyPatch, umask: Non
     monkeypatch.setattr("builtins.open", no_proc)
     assert hub.current_umask() == 0o027
     assert os.umask(0o027) == 0o027  # left as it was
+
+
+def test_training_checkpoints_follow_the_umask(tmp_path: Path, umask: None) -> None:
+    import torch
+
+    from squeezebert.training import checkpoint
+
+    os.umask(0o022)
+    folder = checkpoint.save_checkpoint(
+        tmp_path / "checkpoints",
+        3,
+        model_state={"w": torch.zeros(2)},
+        training_state={"optimizer": {}},
+        trainer_state={"global_step": 3},
+    )
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o755
+    assert {stat.S_IMODE(f.stat().st_mode) for f in folder.iterdir()} == {0o644}

@@ -85,6 +85,7 @@ def save_checkpoint(
     name = f"checkpoint-{step}"
     staging = Path(tempfile.mkdtemp(prefix=f".{name}-", suffix=".tmp", dir=root))
     try:
+        os.chmod(staging, 0o777 & ~hub.current_umask())  # mkdtemp's 0700 would hide the run from the other users
         _save_torch({k: v.detach().cpu() for k, v in model_state.items()}, staging / MODEL_FILE)
         _save_torch(training_state, staging / STATE_FILE)
         hub.write_json(staging / TRAINER_STATE_FILE, trainer_state)  # written last: its presence marks completion
