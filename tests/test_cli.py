@@ -291,6 +291,7 @@ def test_train_then_classify_with_the_result(checkpoints: Checkpoints, env: dict
     assert done.returncode == 0, done.stderr
     config = json.loads((out / "config.json").read_text())
     assert sorted(config["id2label"].values()) == ["neg", "pos"]
+    assert (out / "best").is_dir() and not (out / "checkpoints").exists()  # checkpoints only with --save-steps
     result = json_lines(run(["classify", "-m", str(out), "--top-k", "2", "a good day"], env))[0]["result"]
     assert sorted(r["label"] for r in result) == ["neg", "pos"]
     assert abs(sum(r["score"] for r in result) - 1) < 1e-5
