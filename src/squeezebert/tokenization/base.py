@@ -12,7 +12,10 @@ How a call is processed:
 3. truncation picks, per pair, the token windows to keep (several with ``return_overflowing_tokens``, each
    window becoming a row of the output);
 4. each row gets ``[CLS] A [SEP]`` / ``[CLS] A [SEP] B [SEP]``, its token type ids and masks;
-5. padding on the right, then conversion to tensors.
+5. padding (on ``padding_side``), then conversion to tensors.
+
+Truncation removes tokens on ``truncation_side``: the kept window is the start of a sequence ("right") or its end
+("left"), and overflow windows walk away from it.
 
 Truncation follows the ``tokenizers`` library exactly (how ``longest_first`` shares the budget between the two
 sequences of a pair, the stride between overflow windows, and the order of the overflow rows of a pair), so the
@@ -21,8 +24,9 @@ slow tokenizer's rows match the fast one's.
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from .batch import BatchEncoding
@@ -45,6 +49,21 @@ _TRUNCATION = {
     "only_second": "only_second",
 }
 _NO_LIMIT = 10**18  # a model_max_length at or above this (HF writes 1e30) means "no limit"
+SIDES = ("right", "left")
+MODEL_INPUT_NAMES = ("input_ids", "token_type_ids", "attention_mask")
+# tokenizer_config.json keys that describe the file rather than the tokenizer: not passed to the constructor
+_NOT_OPTIONS = frozenset(
+    {
+        "tokenizer_class",
+        "name_or_path",
+        "vocab_file",
+        "tokenizer_file",
+        "special_tokens_map_file",
+        "added_tokens_decoder",
+    }
+)
+
+logger = logging.getLogger(__name__)
 
 
 class _Row(NamedTuple):
@@ -67,16 +86,17 @@ class _Texts(NamedTuple):
     word_ids: Callable[[int], list[int | None]] | None  # word ids of text i, computed on demand
 
 
-def _windows(length: int, keep: int, stride: int, overflow: bool) -> list[tuple[int, int]]:
-    """The ``[start, stop)`` windows of a sequence of ``length`` tokens truncated to ``keep`` tokens.
+def _windows(length: int, keep: int, stride: int, overflow: bool, side: str) -> list[tuple[int, int]]:
+    """The ``[start, stop)`` windows of a sequence of ``length`` tokens truncated to ``keep`` tokens on ``side``.
 
-    The first window is the kept part; with ``overflow`` the following ones cover the rest, each starting
-    ``keep - stride`` tokens after the previous one (so consecutive windows share ``stride`` tokens).
+    The first window is the kept part: the first ``keep`` tokens (``side="right"``) or the last ones (``"left"``).
+    With ``overflow`` the following ones cover the rest, each moved ``keep - stride`` tokens away from the previous
+    one (so consecutive windows share ``stride`` tokens), towards the end ("right") or the start ("left").
     """
     if keep >= length:
         return [(0, length)]
     if not overflow:
-        return [(0, keep)]
+        return [(0, keep)] if side == "right" else [(length - keep, length)]
     if keep == 0:
         raise ValueError("truncation leaves no room for the tokens of a sequence, so it cannot overflow")
     if stride >= keep:
@@ -85,11 +105,16 @@ def _windows(length: int, keep: int, stride: int, overflow: bool) -> list[tuple[
             "(max_length minus the special tokens, and for longest_first pairs, minus the other sequence)"
         )
     windows = []
-    for start in range(0, length, keep - stride):
-        stop = min(start + keep, length)
-        windows.append((start, stop))
-        if stop == length:
-            break
+    if side == "right":
+        for start in range(0, length, keep - stride):
+            windows.append((start, min(start + keep, length)))
+            if windows[-1][1] == length:
+                break
+    else:
+        for stop in range(length, 0, stride - keep):
+            windows.append((max(stop - keep, 0), stop))
+            if windows[-1][0] == 0:
+                break
     return windows
 
 
@@ -103,14 +128,16 @@ def _truncated_rows(
     strategy: str,
     stride: int,
     overflow: bool,
+    side: str,
 ) -> list[_Row]:
-    """The rows of one (pair of) text(s) of ``len_a`` (+ ``len_b``) tokens when at most ``room`` tokens fit."""
+    """The rows of one (pair of) text(s) of ``len_a`` (+ ``len_b``) tokens when at most ``room`` tokens fit,
+    truncated on ``side``."""
     windows_b = [(0, len_b)]
     excess = len_a + len_b - room
     if excess <= 0:
         windows_a = [(0, len_a)]
     elif b is None and strategy != "only_second":
-        windows_a = _windows(len_a, room, stride, overflow)
+        windows_a = _windows(len_a, room, stride, overflow, side)
     elif strategy == "longest_first":
         # The shorter sequence keeps what it can of its share; when both are too long they split the room.
         short, long_ = sorted((len_a, len_b))
@@ -118,8 +145,8 @@ def _truncated_rows(
         if short + long_ > room:
             short, long_ = room // 2, room // 2 + room % 2
         keep_a, keep_b = (long_, short) if len_a > len_b else (short, long_)
-        windows_a = _windows(len_a, keep_a, stride, overflow)
-        windows_b = _windows(len_b, keep_b, stride, overflow)
+        windows_a = _windows(len_a, keep_a, stride, overflow, side)
+        windows_b = _windows(len_b, keep_b, stride, overflow, side)
     else:
         if strategy == "only_second" and b is None:
             raise ValueError("truncation='only_second' needs pairs of texts (text_pair)")
@@ -131,10 +158,10 @@ def _truncated_rows(
                 f"but the {which} sequence has only {target}; use a larger max_length or another strategy"
             )
         if strategy == "only_first":
-            windows_a = _windows(len_a, len_a - excess, stride, overflow)
+            windows_a = _windows(len_a, len_a - excess, stride, overflow, side)
         else:
             windows_a = [(0, len_a)]
-            windows_b = _windows(len_b, len_b - excess, stride, overflow)
+            windows_b = _windows(len_b, len_b - excess, stride, overflow, side)
     # Row order of the tokenizers library: the main row, then each overflow window of A with B (and with each of
     # B's overflow windows), then A's main window with each of B's overflow windows.
     pairs = [(windows_a[0], windows_b[0])]
@@ -151,6 +178,52 @@ def _as_id_list(token_ids: Any) -> list[int]:
     if isinstance(token_ids, int):
         return [token_ids]
     return [int(i) for i in token_ids]
+
+
+def _check_side(name: str, side: Any) -> str:
+    if side not in SIDES:
+        raise ValueError(f"{name} must be 'right' or 'left', not {side!r}")
+    return side
+
+
+def _padded(row: list, length: int, value: Any, side: str) -> list:
+    """``row`` with ``value`` added on ``side`` up to ``length`` items (unchanged when already that long)."""
+    padding = [value] * (length - len(row))
+    return row + padding if side == "right" else padding + row
+
+
+def _row_map(
+    rows: list[_Row], pads: list[int], side: str, special: list, values_of: Callable[[int, int], list]
+) -> Callable[[int], list]:
+    """A function giving one value per token of output row ``i``: ``values_of(text, 0 or 1)`` sliced to the row's
+    window of its first / second text, ``special`` around them and ``None`` for its padding."""
+
+    def row_map(index: int) -> list:
+        row = rows[index]
+        values = special + values_of(row.a, 0)[row.a_start : row.a_stop] + special
+        if row.b is not None:
+            values += values_of(row.b, 1)[row.b_start : row.b_stop] + special
+        return _padded(values, len(values) + pads[index], None, side)
+
+    return row_map
+
+
+def _tensor_type_of(value: Any) -> str | None:
+    """The tensor type ("pt" / "np") when the rows (or ids) of ``value`` are torch tensors / numpy arrays, else None."""
+    first = value[0] if len(value) else None
+    if isinstance(first, (list, tuple)):
+        first = next((row[0] for row in value if len(row)), None)
+    library = type(first).__module__.split(".")[0]
+    return {"torch": "pt", "numpy": "np"}.get(library)
+
+
+def _as_lists(value: Any) -> Any:
+    """Tensors and arrays (also inside lists) as nested Python lists."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, (list, tuple)):
+        return [_as_lists(item) for item in value]
+    return value
 
 
 def clean_up_tokenization(text: str) -> str:
@@ -179,8 +252,13 @@ def _special_token_value(value: Any) -> Any:
 class TokenizerBase:
     """Shared implementation of :class:`SqueezeBertTokenizer` and :class:`SqueezeBertTokenizerFast`."""
 
-    #: tokenizer_config.json keys the constructor accepts (besides the special tokens and model_max_length)
-    config_keys: tuple[str, ...] = ()
+    #: the model inputs, main one first; the default of ``return_token_type_ids`` / ``return_attention_mask``
+    model_input_names: list[str] = list(MODEL_INPUT_NAMES)
+    #: token type id of padding tokens
+    pad_token_type_id: int = 0
+    #: BERT has no beginning / end of sequence tokens
+    bos_token: str | None = None
+    eos_token: str | None = None
 
     def __init__(
         self,
@@ -192,7 +270,13 @@ class TokenizerBase:
         mask_token: str = "[MASK]",
         model_max_length: int | None = DEFAULT_MODEL_MAX_LENGTH,
         clean_up_tokenization_spaces: bool = True,
+        padding_side: str = "right",
+        truncation_side: str = "right",
+        model_input_names: Sequence[str] | None = None,
+        **kwargs: Any,
     ):
+        """The options every tokenizer has; ``kwargs`` it does not use are kept in :attr:`init_kwargs` and saved to
+        tokenizer_config.json."""
         for name, value in zip(
             SPECIAL_TOKEN_NAMES, (unk_token, sep_token, pad_token, cls_token, mask_token), strict=True
         ):
@@ -207,12 +291,55 @@ class TokenizerBase:
             model_max_length = None
         self.model_max_length = model_max_length
         self.clean_up_tokenization_spaces = clean_up_tokenization_spaces
+        self.padding_side = padding_side
+        self.truncation_side = truncation_side
+        if model_input_names is not None:
+            if isinstance(model_input_names, str) or not all(isinstance(name, str) for name in model_input_names):
+                raise TypeError(f"model_input_names must be a list of strings, not {model_input_names!r}")
+            if not model_input_names:
+                raise ValueError("model_input_names must name at least the main input (input_ids)")
+            self.model_input_names = list(model_input_names)
+        self.init_kwargs = dict(kwargs)
+        self._warned_too_long = False
+
+    @property
+    def padding_side(self) -> str:
+        """Where padding goes: "right" (after the tokens) or "left" (before them)."""
+        return self._padding_side
+
+    @padding_side.setter
+    def padding_side(self, side: str) -> None:
+        self._padding_side = _check_side("padding_side", side)
+
+    @property
+    def truncation_side(self) -> str:
+        """Where truncation removes tokens: "right" (keeps the start of a sequence) or "left" (keeps its end)."""
+        return self._truncation_side
+
+    @truncation_side.setter
+    def truncation_side(self, side: str) -> None:
+        self._truncation_side = _check_side("truncation_side", side)
+
+    @property
+    def max_len_single_sentence(self) -> int | None:
+        """The most tokens of one sequence that fit in ``model_max_length`` with its special tokens."""
+        return None if self.model_max_length is None else self.model_max_length - self.num_special_tokens_to_add()
+
+    @property
+    def max_len_sentences_pair(self) -> int | None:
+        """The most tokens of a pair of sequences that fit in ``model_max_length`` with their special tokens."""
+        if self.model_max_length is None:
+            return None
+        return self.model_max_length - self.num_special_tokens_to_add(pair=True)
 
     # ------------------------------------------------------------------------------------------------------------
     # What subclasses provide
 
-    def _encode_texts(self, texts: list[str], with_offsets: bool) -> _Texts:
-        """Token ids (no special tokens) of each text, and their character offsets when ``with_offsets``."""
+    def _encode_texts(self, texts: list[str] | list[list[str]], with_offsets: bool, split_into_words: bool) -> _Texts:
+        """Token ids (no special tokens) of each text, and their character offsets when ``with_offsets``.
+
+        With ``split_into_words`` each text is a list of words, tokenized one by one (the word ids are their
+        indices in the list; offsets are within each word)."""
         raise NotImplementedError
 
     def tokenize(self, text: str) -> list[str]:
@@ -283,6 +410,14 @@ class TokenizerBase:
     @property
     def mask_token_id(self) -> int:
         return self._token_to_id(self.mask_token)
+
+    @property
+    def bos_token_id(self) -> int | None:
+        return None if self.bos_token is None else self._token_to_id(self.bos_token)
+
+    @property
+    def eos_token_id(self) -> int | None:
+        return None if self.eos_token is None else self._token_to_id(self.eos_token)
 
     def num_special_tokens_to_add(self, pair: bool = False) -> int:
         """2 for ``[CLS] A [SEP]``, 3 for ``[CLS] A [SEP] B [SEP]``."""
@@ -370,6 +505,9 @@ class TokenizerBase:
         return_special_tokens_mask: bool = False,
         return_offsets_mapping: bool = False,
         return_length: bool = False,
+        is_split_into_words: bool = False,
+        padding_side: str | None = None,
+        verbose: bool = True,
     ) -> BatchEncoding:
         """Tokenize a text, a pair of texts (``text``, ``text_pair``), or a batch of either.
 
@@ -379,28 +517,34 @@ class TokenizerBase:
 
         Args:
             add_special_tokens: wrap each row as ``[CLS] A [SEP]`` / ``[CLS] A [SEP] B [SEP]``.
-            padding: ``True`` / ``"longest"`` pads to the longest row, ``"max_length"`` to ``max_length``;
-                always on the right.
+            padding: ``True`` / ``"longest"`` pads to the longest row, ``"max_length"`` to ``max_length``.
             truncation: ``True`` / ``"longest_first"`` removes tokens from the longer sequence of a pair first;
-                ``"only_first"`` / ``"only_second"`` from that sequence only. Given ``max_length`` but neither
-                padding nor truncation, truncation is ``"longest_first"``.
+                ``"only_first"`` / ``"only_second"`` from that sequence only; on :attr:`truncation_side`. Given
+                ``max_length`` but neither padding nor truncation, truncation is ``"longest_first"``.
             max_length: the length to truncate / pad to; defaults to ``model_max_length``.
             stride: with ``return_overflowing_tokens``, how many tokens consecutive windows share.
             pad_to_multiple_of: round the padded length up to a multiple of this.
             return_tensors: ``"pt"`` (torch), ``"np"`` (numpy) or ``None`` (lists).
+            return_token_type_ids, return_attention_mask: default to whether :attr:`model_input_names` has them.
             return_overflowing_tokens: return the truncated tokens as extra rows (windows), with
                 ``overflow_to_sample_mapping`` giving the input each row comes from.
             return_offsets_mapping: (fast tokenizer only) the ``(start, end)`` characters of each token.
+            is_split_into_words: each text is a list of words (a batch is a list of such lists, with pairs as
+                tuples of two lists); each word is tokenized on its own and ``word_ids()`` gives its index.
+            padding_side: ``"right"`` or ``"left"``; defaults to :attr:`padding_side`.
+            verbose: warn (once per tokenizer) when, without ``max_length``, a row is longer than
+                ``model_max_length``.
         """
         padding_strategy, truncation_strategy, max_length = self._strategies(
             padding, truncation, max_length, stride, pad_to_multiple_of
         )
+        padding_side = self.padding_side if padding_side is None else _check_side("padding_side", padding_side)
         if return_offsets_mapping and not self.is_fast:
             raise NotImplementedError("return_offsets_mapping needs SqueezeBertTokenizerFast")
         if return_tensors is not None and return_tensors not in ("pt", "np"):
             raise ValueError(f"return_tensors must be 'pt', 'np' or None, not {return_tensors!r}")
 
-        batched, pairs = self._as_pairs(text, text_pair)
+        batched, pairs = self._as_pairs(text, text_pair, is_split_into_words)
         texts = [first for first, _ in pairs]
         second_index = []
         for first_second in pairs:
@@ -409,8 +553,8 @@ class TokenizerBase:
             else:
                 second_index.append(len(texts))
                 texts.append(first_second[1])
-        encoded = self._encode_texts(texts, with_offsets=return_offsets_mapping)
-        lengths = [len(ids) for ids in encoded.ids]
+        encoded = self._encode_texts(texts, return_offsets_mapping, is_split_into_words)
+        text_lengths = [len(ids) for ids in encoded.ids]
 
         rows = []
         if truncation_strategy is not None:
@@ -418,38 +562,69 @@ class TokenizerBase:
             if add_special_tokens and max_length < n_special:
                 raise ValueError(f"max_length={max_length} is too small to hold the {n_special} special tokens")
         for sample, b in enumerate(second_index):
-            len_a, len_b = lengths[sample], 0 if b is None else lengths[b]
+            len_a, len_b = text_lengths[sample], 0 if b is None else text_lengths[b]
             if truncation_strategy is not None:
                 room = max_length - (self.num_special_tokens_to_add(b is not None) if add_special_tokens else 0)
                 if len_a + len_b > room:
                     rows += _truncated_rows(
-                        sample, sample, len_a, b, len_b, room, truncation_strategy, stride, return_overflowing_tokens
+                        sample,
+                        sample,
+                        len_a,
+                        b,
+                        len_b,
+                        room,
+                        truncation_strategy,
+                        stride,
+                        return_overflowing_tokens,
+                        self.truncation_side,
                     )
                     continue
             rows.append(_Row(sample, sample, 0, len_a, b, 0, len_b))
 
-        columns, row_lengths = self._build_columns(
+        if return_token_type_ids is None:
+            return_token_type_ids = "token_type_ids" in self.model_input_names
+        if return_attention_mask is None:
+            return_attention_mask = "attention_mask" in self.model_input_names
+        columns = self._build_columns(
             encoded,
             rows,
             add_special_tokens=add_special_tokens,
-            padding=padding_strategy,
-            max_length=max_length,
-            pad_to_multiple_of=pad_to_multiple_of,
-            return_token_type_ids=return_token_type_ids is not False,
-            return_attention_mask=return_attention_mask is not False,
+            return_token_type_ids=return_token_type_ids,
+            return_attention_mask=return_attention_mask,
             return_special_tokens_mask=return_special_tokens_mask,
             return_offsets_mapping=return_offsets_mapping,
-            return_length=return_length,
         )
+        unpadded = [len(ids) for ids in columns["input_ids"]]
+        target = self._padded_length(unpadded, padding_strategy, max_length, pad_to_multiple_of)
+        if target is not None:
+            self._pad_columns(columns, target, padding_side)
+        row_lengths = [len(ids) for ids in columns["input_ids"]]
+        if return_length:
+            columns["length"] = row_lengths
         if return_overflowing_tokens:
             columns["overflow_to_sample_mapping"] = [row.sample for row in rows]
+        if verbose and max_length is None:
+            self._warn_if_too_long(max(row_lengths, default=0))
 
+        pads = [padded - n for padded, n in zip(row_lengths, unpadded, strict=True)]
+        special = [None] if add_special_tokens else []
         word_ids = None
         if encoded.word_ids is not None:
-            word_ids = self._row_word_ids(encoded.word_ids, rows, row_lengths, add_special_tokens)
+            word_ids = _row_map(rows, pads, padding_side, special, lambda text, _: encoded.word_ids(text))
+        sequence_ids = _row_map(rows, pads, padding_side, special, lambda text, i: [i] * text_lengths[text])
         if not batched and return_tensors is None and not return_overflowing_tokens:
             columns = {key: value[0] for key, value in columns.items()}
-        return BatchEncoding(columns, word_ids=word_ids).convert_to_tensors(return_tensors)
+        return BatchEncoding(columns, word_ids=word_ids, sequence_ids=sequence_ids).convert_to_tensors(return_tensors)
+
+    def _warn_if_too_long(self, length: int) -> None:
+        """Warn once per tokenizer that a row of ``length`` tokens is too long for the model."""
+        if self.model_max_length and length > self.model_max_length and not self._warned_too_long:
+            logger.warning(
+                "Token indices sequence length is longer than the specified maximum sequence length for this model "
+                f"({length} > {self.model_max_length}). Running this sequence through the model will result in "
+                "indexing errors"
+            )
+            self._warned_too_long = True
 
     def _strategies(
         self,
@@ -488,8 +663,10 @@ class TokenizerBase:
         return padding_strategy, truncation_strategy, max_length
 
     @staticmethod
-    def _as_pairs(text: Any, text_pair: Any) -> tuple[bool, list[tuple[str, str | None]]]:
+    def _as_pairs(text: Any, text_pair: Any, is_split_into_words: bool = False) -> tuple[bool, list[tuple[Any, Any]]]:
         """Check the input and turn it into ``(batched, [(first, second or None), ...])``."""
+        if is_split_into_words:
+            return TokenizerBase._as_word_pairs(text, text_pair)
         if isinstance(text, str):
             if text_pair is not None and not isinstance(text_pair, str):
                 raise TypeError(
@@ -519,75 +696,104 @@ class TokenizerBase:
                 raise TypeError(f"item {index} of the batch is None, not a string")
         return True, pairs
 
+    @staticmethod
+    def _as_word_pairs(text: Any, text_pair: Any) -> tuple[bool, list[tuple[list[str], list[str] | None]]]:
+        """:meth:`_as_pairs` for ``is_split_into_words=True``: a list of words, a batch of them, or pairs."""
+
+        def words(value: Any, what: str) -> list[str]:
+            if not isinstance(value, (list, tuple)) or not all(isinstance(word, str) for word in value):
+                raise TypeError(
+                    f"with is_split_into_words=True, {what} must be a list of words (strings), not {value!r:.80}"
+                )
+            return list(value)
+
+        if not isinstance(text, (list, tuple)):
+            raise TypeError(
+                "with is_split_into_words=True, text must be a list of words or a batch of such lists, "
+                f"not {type(text).__name__}"
+            )
+        if not text or not isinstance(text[0], (list, tuple)):
+            return False, [(words(text, "text"), None if text_pair is None else words(text_pair, "text_pair"))]
+        if text_pair is not None:
+            if not isinstance(text_pair, (list, tuple)) or len(text_pair) != len(text):
+                raise ValueError("text is a batch of word lists, so text_pair must be a batch of the same length")
+            return True, [
+                (words(first, f"item {index} of text"), words(second, f"item {index} of text_pair"))
+                for index, (first, second) in enumerate(zip(text, text_pair, strict=True))
+            ]
+        pairs = []
+        for index, item in enumerate(text):
+            what = f"item {index} of the batch"
+            if isinstance(item, tuple) and len(item) == 2 and all(isinstance(part, (list, tuple)) for part in item):
+                pairs.append((words(item[0], what), words(item[1], what)))
+            else:
+                pairs.append((words(item, what), None))
+        return True, pairs
+
     def _build_columns(
         self,
         encoded: _Texts,
         rows: list[_Row],
         *,
         add_special_tokens: bool,
-        padding: str | None,
-        max_length: int | None,
-        pad_to_multiple_of: int | None,
         return_token_type_ids: bool,
         return_attention_mask: bool,
         return_special_tokens_mask: bool,
         return_offsets_mapping: bool,
-        return_length: bool,
-    ) -> tuple[dict[str, list], list[int]]:
-        """Assemble the rows (special tokens, type ids, masks, offsets), padded on the right.
-
-        Returns the columns and the length of each row after padding.
-        """
+    ) -> dict[str, list]:
+        """Assemble the rows (special tokens, type ids, masks, offsets), not padded yet."""
         ids, offsets_of = encoded.ids, encoded.offsets
         cls, sep = ([self.cls_token_id], [self.sep_token_id]) if add_special_tokens else ([], [])
         n_special = len(cls)
         mark = [1] * n_special  # the special tokens mask of one special token (none without special tokens)
         no_offset = [(0, 0)] * n_special
-        lengths = [
-            row.a_stop - row.a_start + row.b_stop - row.b_start + n_special * (2 if row.b is None else 3)
-            for row in rows
-        ]
-        target = self._padded_length(lengths, padding, max_length, pad_to_multiple_of)
-        pads = [0] * len(rows) if target is None else [max(0, target - n) for n in lengths]
-        pad_id = self.pad_token_id
 
         input_ids, type_ids, special_masks, offsets = [], [], [], []
-        for row, n, pad in zip(rows, lengths, pads, strict=True):
+        for row in rows:
             a = ids[row.a][row.a_start : row.a_stop]
             if row.b is None:
-                input_ids.append(cls + a + sep + [pad_id] * pad)
+                input_ids.append(cls + a + sep)
                 if return_token_type_ids:
-                    type_ids.append([0] * (n + pad))
+                    type_ids.append([0] * len(input_ids[-1]))
                 if return_special_tokens_mask:
-                    special_masks.append(mark + [0] * len(a) + mark + [1] * pad)
+                    special_masks.append(mark + [0] * len(a) + mark)
                 if return_offsets_mapping:
-                    window = offsets_of[row.a][row.a_start : row.a_stop]
-                    offsets.append(no_offset + window + no_offset + [(0, 0)] * pad)
+                    offsets.append(no_offset + offsets_of[row.a][row.a_start : row.a_stop] + no_offset)
             else:
                 b = ids[row.b][row.b_start : row.b_stop]
-                input_ids.append(cls + a + sep + b + sep + [pad_id] * pad)
+                input_ids.append(cls + a + sep + b + sep)
                 if return_token_type_ids:
-                    type_ids.append([0] * (len(a) + 2 * n_special) + [1] * (len(b) + n_special) + [0] * pad)
+                    type_ids.append([0] * (len(a) + 2 * n_special) + [1] * (len(b) + n_special))
                 if return_special_tokens_mask:
-                    special_masks.append(mark + [0] * len(a) + mark + [0] * len(b) + mark + [1] * pad)
+                    special_masks.append(mark + [0] * len(a) + mark + [0] * len(b) + mark)
                 if return_offsets_mapping:
                     window_a = offsets_of[row.a][row.a_start : row.a_stop]
                     window_b = offsets_of[row.b][row.b_start : row.b_stop]
-                    offsets.append(no_offset + window_a + no_offset + window_b + no_offset + [(0, 0)] * pad)
+                    offsets.append(no_offset + window_a + no_offset + window_b + no_offset)
 
         columns: dict[str, list] = {"input_ids": input_ids}
         if return_token_type_ids:
             columns["token_type_ids"] = type_ids
         if return_attention_mask:
-            columns["attention_mask"] = [[1] * n + [0] * pad for n, pad in zip(lengths, pads, strict=True)]
+            columns["attention_mask"] = [[1] * len(row) for row in input_ids]
         if return_special_tokens_mask:
             columns["special_tokens_mask"] = special_masks
         if return_offsets_mapping:
             columns["offset_mapping"] = offsets
-        lengths = [n + pad for n, pad in zip(lengths, pads, strict=True)]
-        if return_length:
-            columns["length"] = lengths
-        return columns, lengths
+        return columns
+
+    def _pad_columns(self, columns: dict[str, list], length: int, side: str, main_input: str = "input_ids") -> None:
+        """Pad (in place) every row of the ids, type ids, masks and offsets to ``length`` tokens on ``side``."""
+        pad_values = {
+            main_input: self.pad_token_id,
+            "token_type_ids": self.pad_token_type_id,
+            "attention_mask": 0,
+            "special_tokens_mask": 1,
+            "offset_mapping": (0, 0),
+        }
+        for key, value in pad_values.items():
+            if key in columns:
+                columns[key] = [_padded(row, length, value, side) for row in columns[key]]
 
     @staticmethod
     def _padded_length(
@@ -600,24 +806,79 @@ class TokenizerBase:
             target += pad_to_multiple_of - target % pad_to_multiple_of
         return target
 
-    @staticmethod
-    def _row_word_ids(
-        text_word_ids: Callable[[int], list[int | None]],
-        rows: list[_Row],
-        row_lengths: list[int],
-        add_special_tokens: bool,
-    ) -> Callable[[int], list[int | None]]:
-        """A function giving the word ids of an output row, built from the word ids of its texts."""
-        special = [None] if add_special_tokens else []
+    def pad(
+        self,
+        encoded_inputs: Mapping[str, Any] | Sequence[Mapping[str, Any]],
+        padding: bool | str = True,
+        max_length: int | None = None,
+        pad_to_multiple_of: int | None = None,
+        padding_side: str | None = None,
+        return_attention_mask: bool | None = None,
+        return_tensors: str | None = None,
+        verbose: bool = True,
+    ) -> BatchEncoding:
+        """Pad encodings that were tokenized without padding, as a data collator does.
 
-        def word_ids(index: int) -> list[int | None]:
-            row = rows[index]
-            result = special + text_word_ids(row.a)[row.a_start : row.a_stop] + special
-            if row.b is not None:
-                result += text_word_ids(row.b)[row.b_start : row.b_stop] + special
-            return result + [None] * (row_lengths[index] - len(result))
+        Args:
+            encoded_inputs: a list of encodings (``BatchEncoding`` or dicts of lists / 1-d tensors), a dict of
+                batched lists (or 2-d tensors), or one encoding. Keys other than the ids, type ids and masks (e.g.
+                labels) are kept as they are.
+            padding: ``True`` / ``"longest"`` pads to the longest row, ``"max_length"`` to ``max_length``
+                (default ``model_max_length``); ``False`` does not pad.
+            max_length, pad_to_multiple_of: as for :meth:`__call__`.
+            padding_side: ``"right"`` or ``"left"``; defaults to :attr:`padding_side`.
+            return_attention_mask: add (or keep) the attention mask; defaults to whether
+                :attr:`model_input_names` has it. ``False`` leaves it out.
+            return_tensors: ``"pt"``, ``"np"`` or ``None``; defaults to the type of the input's tensors, if any.
+            verbose: accepted for compatibility (padding never warns).
 
-        return word_ids
+        Returns:
+            the padded :class:`BatchEncoding` (a single encoding stays without a batch dimension).
+        """
+        if isinstance(encoded_inputs, (list, tuple)):
+            if not all(isinstance(encoding, Mapping) for encoding in encoded_inputs):
+                raise TypeError("encoded_inputs must be an encoding (a dict), a dict of batches or a list of encodings")
+            keys = list(encoded_inputs[0]) if encoded_inputs else []
+            for index, encoding in enumerate(encoded_inputs):
+                if set(encoding) != set(keys):
+                    raise ValueError(f"encoding {index} has the keys {sorted(encoding)}, encoding 0 {sorted(keys)}")
+            encoded_inputs = {key: [encoding[key] for encoding in encoded_inputs] for key in keys}
+        elif not isinstance(encoded_inputs, Mapping):
+            raise TypeError(f"encoded_inputs must be a dict or a list of dicts, not {type(encoded_inputs).__name__}")
+        main_input = self.model_input_names[0]
+        if main_input not in encoded_inputs:
+            raise ValueError(
+                f"encoded_inputs must have {main_input!r} (the main model input); it has {list(encoded_inputs)}"
+            )
+        padding_side = self.padding_side if padding_side is None else _check_side("padding_side", padding_side)
+        padding_strategy, _, max_length = self._strategies(padding, False, max_length, 0, pad_to_multiple_of)
+        if return_attention_mask is None:
+            return_attention_mask = "attention_mask" in self.model_input_names
+
+        columns = dict(encoded_inputs)
+        input_type = _tensor_type_of(columns[main_input])
+        if input_type is not None:
+            columns = {key: _as_lists(value) for key, value in columns.items()}
+            return_tensors = return_tensors or input_type
+        single = bool(columns[main_input]) and not isinstance(columns[main_input][0], (list, tuple))
+        if single:
+            columns = {key: [value] for key, value in columns.items()}
+        for key, value in columns.items():
+            if len(value) != len(columns[main_input]):
+                raise ValueError(f"{key!r} has {len(value)} rows but {main_input!r} has {len(columns[main_input])}")
+
+        if not return_attention_mask:
+            columns.pop("attention_mask", None)
+        elif "attention_mask" not in columns:
+            columns["attention_mask"] = [[1] * len(row) for row in columns[main_input]]
+        target = self._padded_length(
+            [len(row) for row in columns[main_input]], padding_strategy, max_length, pad_to_multiple_of
+        )
+        if target is not None:
+            self._pad_columns(columns, target, padding_side, main_input)
+        if single:
+            columns = {key: value[0] for key, value in columns.items()}
+        return BatchEncoding(columns).convert_to_tensors(return_tensors)
 
     def encode(
         self,
@@ -704,9 +965,14 @@ class TokenizerBase:
             "tokenizer_class": "SqueezeBertTokenizer",
             "model_max_length": self.model_max_length if self.model_max_length is not None else int(1e30),
             "clean_up_tokenization_spaces": self.clean_up_tokenization_spaces,
+            "padding_side": self.padding_side,
+            "truncation_side": self.truncation_side,
             **self._tokenizer_config(),
             **self.special_tokens_map,
         }
+        if self.model_input_names != type(self).model_input_names:
+            config["model_input_names"] = self.model_input_names
+        config = {**self.init_kwargs, **config}
         config_path = os.path.join(save_directory, TOKENIZER_CONFIG_FILE)
         map_path = os.path.join(save_directory, SPECIAL_TOKENS_MAP_FILE)
         write_json(config_path, config)
@@ -742,13 +1008,15 @@ class TokenizerBase:
 
     @classmethod
     def _init_kwargs(cls, files: dict[str, Any], kwargs: dict[str, Any]) -> dict[str, Any]:
-        """Constructor options: tokenizer_config.json and special_tokens_map.json, overridden by ``kwargs``."""
+        """Constructor options: tokenizer_config.json and special_tokens_map.json, overridden by ``kwargs``.
+
+        Every tokenizer_config.json key but those describing files is an option; the constructor keeps those it
+        does not use in ``init_kwargs``."""
         config = files["config"]
-        accepted = (*cls.config_keys, *SPECIAL_TOKEN_NAMES, "model_max_length", "clean_up_tokenization_spaces")
         options = {
             key: files["special_tokens_map"][key] for key in SPECIAL_TOKEN_NAMES if key in files["special_tokens_map"]
         }
-        options.update({key: config[key] for key in accepted if key in config})
+        options.update({key: value for key, value in config.items() if key not in _NOT_OPTIONS})
         options = {
             key: _special_token_value(value) if key in SPECIAL_TOKEN_NAMES else value for key, value in options.items()
         }

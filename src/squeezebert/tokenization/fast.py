@@ -30,9 +30,11 @@ class SqueezeBertTokenizerFast(TokenizerBase):
         wordpieces_prefix: prefix of continuation word pieces.
         clean_up_tokenization_spaces: default of :meth:`decode`'s option of the same name.
         model_max_length: default ``max_length`` for truncation and padding.
+        padding_side, truncation_side: default to the direction of the padding / truncation set in
+            ``tokenizer_file``, if any, else "right".
+        model_input_names, and any other keyword arguments: see
+            :class:`~squeezebert.tokenization.base.TokenizerBase`.
     """
-
-    config_keys = ("do_lower_case", "clean_text", "tokenize_chinese_chars", "strip_accents", "wordpieces_prefix")
 
     def __init__(
         self,
@@ -50,6 +52,9 @@ class SqueezeBertTokenizerFast(TokenizerBase):
         wordpieces_prefix: str = "##",
         clean_up_tokenization_spaces: bool = False,
         model_max_length: int | None = DEFAULT_MODEL_MAX_LENGTH,
+        padding_side: str | None = None,
+        truncation_side: str | None = None,
+        **kwargs: Any,
     ):
         super().__init__(
             unk_token=unk_token,
@@ -59,6 +64,7 @@ class SqueezeBertTokenizerFast(TokenizerBase):
             mask_token=mask_token,
             model_max_length=model_max_length,
             clean_up_tokenization_spaces=clean_up_tokenization_spaces,
+            **kwargs,
         )
         self.do_lower_case = do_lower_case
         self.clean_text = clean_text
@@ -92,6 +98,12 @@ class SqueezeBertTokenizerFast(TokenizerBase):
             )
         # Truncation, padding and special tokens are applied by the shared code, not by the backend; a
         # tokenizer.json may come with truncation or padding switched on.
+        if padding_side is None and backend.padding is not None:
+            padding_side = backend.padding["direction"]
+        if truncation_side is None and backend.truncation is not None:
+            truncation_side = backend.truncation["direction"]
+        self.padding_side = "right" if padding_side is None else padding_side
+        self.truncation_side = "right" if truncation_side is None else truncation_side
         backend.no_truncation()
         backend.no_padding()
         backend.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in self.all_special_tokens])
@@ -114,8 +126,10 @@ class SqueezeBertTokenizerFast(TokenizerBase):
             raise TypeError(f"text must be a string, not {type(text).__name__}")
         return self.backend_tokenizer.encode(text, add_special_tokens=False).tokens
 
-    def _encode_texts(self, texts: list[str], with_offsets: bool) -> _Texts:
-        encodings = self.backend_tokenizer.encode_batch(texts, add_special_tokens=False)
+    def _encode_texts(self, texts: list[str] | list[list[str]], with_offsets: bool, split_into_words: bool) -> _Texts:
+        encodings = self.backend_tokenizer.encode_batch(
+            texts, is_pretokenized=split_into_words, add_special_tokens=False
+        )
         return _Texts(
             [e.ids for e in encodings],
             [e.offsets for e in encodings] if with_offsets else None,

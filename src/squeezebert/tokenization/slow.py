@@ -26,9 +26,9 @@ class SqueezeBertTokenizer(TokenizerBase):
         strip_accents: strip accents; ``None`` follows ``do_lower_case``.
         clean_up_tokenization_spaces: default of :meth:`decode`'s option of the same name.
         model_max_length: default ``max_length`` for truncation and padding.
+        padding_side, truncation_side, model_input_names, and any other keyword arguments: see
+            :class:`~squeezebert.tokenization.base.TokenizerBase`.
     """
-
-    config_keys = ("do_lower_case", "do_basic_tokenize", "never_split", "tokenize_chinese_chars", "strip_accents")
 
     def __init__(
         self,
@@ -45,6 +45,7 @@ class SqueezeBertTokenizer(TokenizerBase):
         strip_accents: bool | None = None,
         clean_up_tokenization_spaces: bool = True,
         model_max_length: int | None = DEFAULT_MODEL_MAX_LENGTH,
+        **kwargs: Any,
     ):
         super().__init__(
             unk_token=unk_token,
@@ -54,6 +55,7 @@ class SqueezeBertTokenizer(TokenizerBase):
             mask_token=mask_token,
             model_max_length=model_max_length,
             clean_up_tokenization_spaces=clean_up_tokenization_spaces,
+            **kwargs,
         )
         self.vocab = load_vocab(vocab_file)
         self.ids_to_tokens = {index: token for token, index in self.vocab.items()}
@@ -87,9 +89,16 @@ class SqueezeBertTokenizer(TokenizerBase):
             tokens += self._basic.tokenize(parts[i + 1])
         return tokens
 
-    def _encode_texts(self, texts: list[str], with_offsets: bool) -> _Texts:
+    def _encode_texts(self, texts: list[str] | list[list[str]], with_offsets: bool, split_into_words: bool) -> _Texts:
         vocab, unk = self.vocab, self._unk_id
-        return _Texts([[vocab.get(t, unk) for t in self.tokenize(text)] for text in texts], None, None)
+        if not split_into_words:
+            return _Texts([[vocab.get(t, unk) for t in self.tokenize(text)] for text in texts], None, None)
+        ids, word_ids = [], []
+        for words in texts:
+            pieces = [(index, vocab.get(t, unk)) for index, word in enumerate(words) for t in self.tokenize(word)]
+            word_ids.append([index for index, _ in pieces])
+            ids.append([token_id for _, token_id in pieces])
+        return _Texts(ids, None, word_ids.__getitem__)
 
     def _token_to_id(self, token: str) -> int:
         return self.vocab.get(token, self._unk_id)
