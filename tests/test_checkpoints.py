@@ -73,7 +73,7 @@ def test_save_pretrained_writes_config_and_safetensors_with_tied_weights_once(tm
     assert config["hidden_size"] == 32
 
     loaded, info = _load(MLM, tmp_path)
-    assert info == {"missing_keys": [], "unexpected_keys": [], "mismatched_keys": []}
+    assert info == {"missing_keys": set(), "unexpected_keys": set(), "mismatched_keys": set(), "error_msgs": []}
     state_dicts_equal(loaded.state_dict(), model.state_dict())
     emb = loaded.transformer.embeddings.word_embeddings.weight
     assert loaded.cls.predictions.decoder.weight.data_ptr() == emb.data_ptr()
@@ -113,7 +113,7 @@ def test_each_format_loads(tmp_path, fmt, head):
     source = make_ours(CFG_NAME, head)
     folder = write_checkpoint(_hf_style_state(source), _config_dict(source), tmp_path / fmt, fmt)
     loaded, info = _load(head, folder)
-    assert info == {"missing_keys": [], "unexpected_keys": [], "mismatched_keys": []}
+    assert info == {"missing_keys": set(), "unexpected_keys": set(), "mismatched_keys": set(), "error_msgs": []}
     state_dicts_equal(loaded.state_dict(), source.state_dict())
     assert_close(_forward(loaded, head), _forward(source, head), atol=0, rtol=0)
 
@@ -213,7 +213,7 @@ def test_base_checkpoint_into_head_model(tmp_path, head, source_kind):
         model, info = _load(head, tmp_path)
     expected_missing = _non_base_keys(model)
     assert set(info["missing_keys"]) - TIED_ALIASES == expected_missing
-    assert info["unexpected_keys"] == [] and _names(info["mismatched_keys"]) == set()
+    assert info["unexpected_keys"] == set() and _names(info["mismatched_keys"]) == set()
     ours = model.state_dict()
     for key, value in base.state_dict().items():
         assert torch.equal(ours["transformer." + key], value), key
@@ -231,7 +231,7 @@ def test_head_checkpoint_into_base_model(tmp_path, head, source_kind):
         head_keys = {k for k in list(f.keys()) if not k.startswith("transformer.")}
     with capture_logs() as records:
         model, info = _load(BASE, tmp_path)
-    assert info["missing_keys"] == []
+    assert info["missing_keys"] == set()
     assert set(info["unexpected_keys"]) == head_keys
     for key, value in model.state_dict().items():
         assert torch.equal(value, source.state_dict()["transformer." + key]), key
@@ -286,7 +286,7 @@ def test_shape_mismatch_ignored_reinitialises(tmp_path):
     with capture_logs() as records:
         model, info = _load(SEQ_CLS, tmp_path, config=_five_label_config(tmp_path), ignore_mismatched_sizes=True)
     assert _names(info["mismatched_keys"]) == {"classifier.weight", "classifier.bias"}
-    assert info["missing_keys"] == [] and info["unexpected_keys"] == []
+    assert info["missing_keys"] == set() and info["unexpected_keys"] == set()
     assert model.classifier.weight.shape == (5, 32)
     assert torch.equal(model.classifier.bias, torch.zeros(5))
     std = model.classifier.weight.std().item()
@@ -470,7 +470,7 @@ def test_hub_id_from_cache(tmp_path, hub_env, fmt):
     source = make_ours(CFG_NAME, MLM)
     build_hub_cache(hub_env, REPO_ID, _checkpoint_files(tmp_path, source, fmt))
     loaded, info = _load(MLM, REPO_ID)
-    assert info == {"missing_keys": [], "unexpected_keys": [], "mismatched_keys": []}
+    assert info == {"missing_keys": set(), "unexpected_keys": set(), "mismatched_keys": set(), "error_msgs": []}
     state_dicts_equal(loaded.state_dict(), source.state_dict())
     assert squeezebert.SqueezeBertConfig.from_pretrained(REPO_ID).hidden_size == 32
 

@@ -35,7 +35,7 @@ def encoded(minilm_dir):
 def test_minilm_matches_bert_on_real_weights(minilm_dir, converted, encoded):
     bert = transformers.BertModel.from_pretrained(minilm_dir).eval()
     model, info = squeezebert.SqueezeBertModel.from_pretrained(converted, output_loading_info=True)
-    assert info == {"missing_keys": [], "unexpected_keys": [], "mismatched_keys": []}
+    assert info == {"missing_keys": set(), "unexpected_keys": set(), "mismatched_keys": set(), "error_msgs": []}
     config = model.config
     groups = [getattr(config, f"{n}_groups") for n in ("q", "k", "v", "post_attention", "intermediate", "output")]
     assert groups == [1] * 6

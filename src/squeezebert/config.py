@@ -6,9 +6,12 @@ import copy
 import json
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import hub
+
+if TYPE_CHECKING:  # torch is imported only when a dtype is read
+    import torch
 
 # Activation names a config may hold (the model maps each to its function).
 ACTIVATION_NAMES = (
@@ -68,11 +71,12 @@ class SqueezeBertConfig:
         post_attention_groups: groups of the convolution after attention.
         intermediate_groups, output_groups: groups of the two feed-forward convolutions.
         **kwargs: the common fields (``num_labels``, ``id2label``, ``label2id``, ``problem_type``,
-            ``output_attentions``, ``output_hidden_states``, ``return_dict``, ``architectures``, ``torch_dtype``);
-            any other key is kept and written back by :meth:`to_dict`.
+            ``output_attentions``, ``output_hidden_states``, ``return_dict``, ``architectures``, ``dtype`` or its 4.x
+            spelling ``torch_dtype``); any other key is kept and written back by :meth:`to_dict`.
     """
 
     model_type = "squeezebert"
+    sub_configs: dict[str, type] = {}  # SqueezeBERT has no nested configs (text, vision, ...)
 
     def __init__(
         self,
@@ -128,7 +132,9 @@ class SqueezeBertConfig:
         self.tie_word_embeddings: bool = kwargs.pop("tie_word_embeddings", True)
         torch_dtype = kwargs.pop("torch_dtype", None)
         dtype = kwargs.pop("dtype", None)
-        self.torch_dtype: str | None = _dtype_name(torch_dtype if torch_dtype is not None else dtype)
+        self._dtype: str | None = _dtype_name(dtype if dtype is not None else torch_dtype)
+        if kwargs.pop("is_encoder_decoder", False):
+            raise ValueError("is_encoder_decoder must be False: SqueezeBERT is an encoder-only model")
         self._set_labels(kwargs.pop("num_labels", None), kwargs.pop("id2label", None), kwargs.pop("label2id", None))
         kwargs.pop("model_type", None)
         kwargs.pop("transformers_version", None)
@@ -169,6 +175,44 @@ class SqueezeBertConfig:
     def num_labels(self, n: int) -> None:
         if n != self.num_labels:
             self._set_labels(n, None, None)
+
+    # ------------------------------------------------------------------------------------------------------------
+    # Fields of Hugging Face's common config API
+
+    @property
+    def dtype(self) -> torch.dtype | None:
+        """The dtype the weights were saved in (``torch.float16``, ...), or ``None`` when not set."""
+        if self._dtype is None:
+            return None
+        import torch
+
+        dtype = getattr(torch, self._dtype, None)
+        if not isinstance(dtype, torch.dtype):
+            raise ValueError(f"dtype {self._dtype!r} is not a torch dtype")
+        return dtype
+
+    @dtype.setter
+    def dtype(self, value: torch.dtype | str | None) -> None:
+        self._dtype = _dtype_name(value)
+
+    @property
+    def torch_dtype(self) -> str | None:
+        """The 4.x spelling of :attr:`dtype`, as its name (``"float16"``)."""
+        return self._dtype
+
+    @torch_dtype.setter
+    def torch_dtype(self, value: torch.dtype | str | None) -> None:
+        self._dtype = _dtype_name(value)
+
+    @property
+    def is_encoder_decoder(self) -> bool:
+        """Always ``False``: SqueezeBERT is an encoder."""
+        return False
+
+    def get_text_config(self, decoder: bool | None = None, encoder: bool | None = None) -> SqueezeBertConfig:
+        """The config of the text model: this config itself (``decoder`` / ``encoder`` matter only to composite
+        configs, which SqueezeBERT's is not)."""
+        return self
 
     # ------------------------------------------------------------------------------------------------------------
 
@@ -216,14 +260,46 @@ class SqueezeBertConfig:
         """All fields as a JSON-ready dict (``model_type`` included, unknown keys kept)."""
         out = {key: copy.deepcopy(value) for key, value in vars(self).items() if not key.startswith("_")}
         out.update(copy.deepcopy(self._extra))
+        out["dtype"] = self._dtype
         out["id2label"] = {str(i): label for i, label in self.id2label.items()}
         if callable(self.hidden_act):
             out["hidden_act"] = getattr(self.hidden_act, "__name__", "custom")
         out["model_type"] = self.model_type
         return out
 
-    def to_json_string(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
+    def to_diff_dict(self) -> dict[str, Any]:
+        """:meth:`to_dict` without the common fields (``output_attentions``, ``dtype``, the labels, ...) that hold
+        their defaults; the SqueezeBERT fields, ``model_type`` and unknown keys are always kept."""
+        return {k: v for k, v in self.to_dict().items() if k not in _COMMON_DEFAULTS or v != _COMMON_DEFAULTS[k]}
+
+    def to_json_string(self, use_diff: bool = False) -> str:
+        """The config as indented, key-sorted JSON: every field, or with ``use_diff`` only :meth:`to_diff_dict`.
+
+        (Hugging Face's default is ``use_diff=True``; this one writes every field unless asked.)
+        """
+        data = self.to_diff_dict() if use_diff else self.to_dict()
+        return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+    def to_json_file(self, json_file_path: str | os.PathLike, use_diff: bool = True) -> None:
+        """Write the config to ``json_file_path``, atomically; ``use_diff`` leaves out common fields at their
+        defaults (see :meth:`to_diff_dict`), as Hugging Face does."""
+        hub.write_json(json_file_path, self.to_diff_dict() if use_diff else self.to_dict())
+
+    @classmethod
+    def _read_json_file(cls, json_file: str | os.PathLike) -> dict[str, Any]:
+        """The fields stored in a config JSON file, checked to be a SqueezeBERT config."""
+        data = hub.read_json(json_file)
+        model_type = data.get("model_type")
+        if model_type not in (None, cls.model_type):
+            raise ValueError(
+                f"{os.fspath(json_file)} is a config for model_type {model_type!r}, not {cls.model_type!r}"
+            )
+        return data
+
+    @classmethod
+    def from_json_file(cls, json_file: str | os.PathLike) -> SqueezeBertConfig:
+        """Load a config from a JSON file (a ``config.json`` or what :meth:`to_json_file` wrote)."""
+        return cls.from_dict(cls._read_json_file(json_file))
 
     @classmethod
     def from_dict(cls, config_dict: dict[str, Any], **kwargs: Any) -> SqueezeBertConfig:
@@ -257,11 +333,7 @@ class SqueezeBertConfig:
             path = hub.resolve_file(name_or_path, hub.CONFIG_NAME, **hub_kwargs)
         if path is None:
             raise hub.CheckpointNotFoundError(f"{os.fspath(name_or_path)!r} has no {hub.CONFIG_NAME}")
-        data = hub.read_json(path)
-        model_type = data.get("model_type")
-        if model_type not in (None, cls.model_type):
-            raise ValueError(f"{path} is a config for model_type {model_type!r}, not {cls.model_type!r}")
-        return cls.from_dict(data, **kwargs)
+        return cls.from_dict(cls._read_json_file(path), **kwargs)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, SqueezeBertConfig) and self.to_dict() == other.to_dict()
@@ -271,6 +343,18 @@ class SqueezeBertConfig:
 
 
 HUB_KWARGS = ("revision", "cache_dir", "local_files_only", "token", "subfolder")
+
+# The common fields that to_diff_dict leaves out when they hold these defaults.
+_COMMON_DEFAULTS: dict[str, Any] = {
+    "output_attentions": False,
+    "output_hidden_states": False,
+    "return_dict": True,
+    "problem_type": None,
+    "architectures": None,
+    "dtype": None,
+    "id2label": {"0": "LABEL_0", "1": "LABEL_1"},
+    "label2id": {"LABEL_0": 0, "LABEL_1": 1},
+}
 
 
 def _dtype_name(dtype: Any) -> str | None:

@@ -390,7 +390,7 @@ class SqueezeBertSelfAttention(nn.Module):
         if mask is not None and groups > 1:
             mask = mask.repeat(groups, 1, 1, 1)  # batch index g * batch + b -> sequence b
         dropout_p = self.dropout_prob if self.training else 0.0
-        probs = None
+        attentions = None
         # The explicit path for attention weights, head_mask and dropout (SDPA's CPU dropout is F.dropout's mask)
         if output_attentions or head_mask is not None or dropout_p > 0.0:
             # scaling q (half the size of the scores) also gives matmul the contiguous operand it would copy q into
@@ -398,19 +398,21 @@ class SqueezeBertSelfAttention(nn.Module):
             if mask is not None:
                 scores = scores.add_(mask)  # in place: matmul's backward does not need its output
             probs = dropout(torch.softmax(scores, dim=-1), dropout_p, self.training)
+            probs = probs.unflatten(0, (groups, batch))  # (G, batch, heads/G, seq, seq)
             if head_mask is not None:
-                scale = head_mask.to(probs.dtype).view(groups, 1, heads_per_group, 1, 1)
-                probs = (probs.view(groups, batch, heads_per_group, seq, seq) * scale).view(probs.shape)
-            context = torch.matmul(probs, v)
-            if output_attentions:  # back to [batch, heads, seq, seq] with head index g * heads/G + j
-                probs = probs.view(groups, batch, heads_per_group, seq, seq).transpose(0, 1)
-                probs = probs.reshape(batch, self.num_heads, seq, seq)
+                probs = probs * head_mask.to(probs.dtype).view(groups, 1, heads_per_group, 1, 1)
+            if output_attentions:
+                # [batch, heads, seq, seq] with head index g * heads/G + j; the context is computed from these very
+                # weights, so they are on the autograd graph (gradient-based attribution reads their .grad)
+                attentions = probs.transpose(0, 1).reshape(batch, self.num_heads, seq, seq)
+                probs = attentions.view(batch, groups, heads_per_group, seq, seq).transpose(0, 1)
+            context = torch.matmul(probs, v.unflatten(0, (groups, batch)))
         else:
             context = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         # (G * batch, heads/G, seq, d) -> (batch, seq, G, heads/G, d) -> (tokens, C): the one copy
         context = context.view(groups, batch, heads_per_group, seq, self.head_size).permute(1, 3, 0, 2, 4)
         context = context.reshape(batch * seq, self.num_heads * self.head_size)
-        return context, (probs if output_attentions else None)
+        return context, attentions
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
+import math
 import os
 from collections.abc import Callable
 from typing import Any
@@ -13,7 +15,7 @@ from torch import nn
 
 from .. import hub
 from ..config import HUB_KWARGS, SqueezeBertConfig
-from .layers import GroupedConv1x1, SqueezeBertLMPredictionHead, deferred_init
+from .layers import GroupedConv1x1, SqueezeBertLMPredictionHead, _positive_int, deferred_init
 
 logger = logging.getLogger("squeezebert")
 
@@ -30,6 +32,7 @@ class SqueezeBertPreTrainedModel(nn.Module):
 
     config_class = SqueezeBertConfig
     base_model_prefix = "transformer"
+    main_input_name = "input_ids"
     # State-dict keys that alias another parameter (tied weights): saved once, under the key they map to.
     tied_keys: dict[str, str] = {}
 
@@ -89,34 +92,55 @@ class SqueezeBertPreTrainedModel(nn.Module):
         """The MLM decoder (tied to the input embeddings), or ``None`` for models without one."""
         return None
 
-    def resize_token_embeddings(self, new_num_tokens: int | None = None) -> nn.Embedding:
-        """Grow or shrink the vocabulary to ``new_num_tokens`` rows; returns the (new) input embedding.
+    @classmethod
+    def can_generate(cls) -> bool:
+        """Always ``False``: SqueezeBERT models do not generate text."""
+        return False
 
-        Existing rows are kept, new rows are initialised like fresh weights, and a tied MLM decoder and its bias
-        follow. ``config.vocab_size`` is updated.
+    def resize_token_embeddings(
+        self,
+        new_num_tokens: int | None = None,
+        pad_to_multiple_of: int | None = None,
+        mean_resizing: bool = True,
+    ) -> nn.Embedding:
+        """Grow or shrink the vocabulary to ``new_num_tokens`` rows; returns the input embedding module.
+
+        Args:
+            new_num_tokens: the new vocabulary size (``None``: keep it, e.g. to only apply ``pad_to_multiple_of``).
+            pad_to_multiple_of: round the size up to a multiple of this (e.g. 64, for faster matmuls on GPUs).
+            mean_resizing: draw the new rows from a multivariate normal with the old rows' mean and covariance
+                (new tokens then start close to the distribution of the known ones); ``False`` draws them from
+                ``N(0, config.initializer_range**2)``.
+
+        Existing rows are kept, a tied MLM decoder follows (its bias keeps the old entries, zeros after), and
+        ``config.vocab_size`` is updated. The module stays the same object; its weight is a new parameter.
         """
-        old = self.get_input_embeddings()
+        embedding = self.get_input_embeddings()
+        if new_num_tokens is None and pad_to_multiple_of is None:
+            return embedding
         if new_num_tokens is None:
-            return old
-        if isinstance(new_num_tokens, bool) or not isinstance(new_num_tokens, int) or new_num_tokens <= 0:
-            raise ValueError(f"new_num_tokens must be a positive integer, got {new_num_tokens!r}")
+            new_num_tokens = embedding.num_embeddings
+        _positive_int("new_num_tokens", new_num_tokens)
+        if pad_to_multiple_of is not None:
+            _positive_int("pad_to_multiple_of", pad_to_multiple_of)
+            new_num_tokens = -(-new_num_tokens // pad_to_multiple_of) * pad_to_multiple_of
         pad = self.config.pad_token_id
         if pad is not None and pad >= new_num_tokens:
             raise ValueError(f"new_num_tokens ({new_num_tokens}) must be greater than pad_token_id ({pad})")
-        new = nn.Embedding(
-            new_num_tokens,
-            old.embedding_dim,
-            padding_idx=pad,
-            device=old.weight.device,
-            dtype=old.weight.dtype,
-        )
-        self._init_weights(new)
-        keep = min(new_num_tokens, old.num_embeddings)
-        with torch.no_grad():
-            new.weight[:keep] = old.weight[:keep]
-        self.config.vocab_size = new_num_tokens
-        self.set_input_embeddings(new)
-        return new
+        if new_num_tokens != embedding.num_embeddings:
+            old = embedding.weight.detach()
+            keep = min(new_num_tokens, old.shape[0])
+            added = new_num_tokens - keep
+            if mean_resizing:
+                new_rows = _sample_like_rows(old, added)
+            else:
+                new_rows = old.new_empty(added, old.shape[1]).normal_(0.0, self.config.initializer_range)
+            weight = torch.cat([old[:keep], new_rows.to(old.dtype)])
+            embedding.weight = nn.Parameter(weight, requires_grad=embedding.weight.requires_grad)
+            embedding.num_embeddings = new_num_tokens
+            self.config.vocab_size = new_num_tokens
+            self.set_input_embeddings(embedding)
+        return embedding
 
     def num_parameters(self, only_trainable: bool = False, exclude_embeddings: bool = False) -> int:
         """Number of (distinct) parameters."""
@@ -138,16 +162,32 @@ class SqueezeBertPreTrainedModel(nn.Module):
     # ------------------------------------------------------------------------------------------------------------
     # Saving
 
-    def save_pretrained(self, save_directory: str | os.PathLike, safe_serialization: bool = True) -> None:
+    def save_pretrained(
+        self,
+        save_directory: str | os.PathLike,
+        safe_serialization: bool = True,
+        *,
+        is_main_process: bool = True,
+        state_dict: dict[str, torch.Tensor] | None = None,
+    ) -> None:
         """Write ``config.json`` and ``model.safetensors`` (or ``pytorch_model.bin``) into ``save_directory``.
+
+        Args:
+            save_directory: the folder (created if needed).
+            safe_serialization: safetensors (default) or a torch ``.bin``.
+            is_main_process: ``False`` writes nothing (in distributed training only the main process saves).
+            state_dict: save these tensors instead of the model's own (e.g. gathered from several processes).
 
         Tied weights are stored once. Each file is written to a temporary name and renamed into place, so an
         interrupted save leaves the previous files intact.
         """
         if os.path.isfile(save_directory):
             raise ValueError(f"save_directory {os.fspath(save_directory)!r} is a file, not a folder")
+        if not is_main_process:
+            return
         os.makedirs(save_directory, exist_ok=True)
-        state = {k: v for k, v in self.state_dict().items() if k not in self.tied_keys}
+        state = self.state_dict() if state_dict is None else state_dict
+        state = {k: v for k, v in state.items() if k not in self.tied_keys}
         name, stale = (
             (hub.SAFE_WEIGHTS_NAME, hub.WEIGHTS_NAME)
             if safe_serialization
@@ -162,7 +202,7 @@ class SqueezeBertPreTrainedModel(nn.Module):
             if os.path.isfile(path):  # an older save in the other format would otherwise shadow this one
                 os.remove(path)
         self.config.architectures = [type(self).__name__]
-        self.config.torch_dtype = str(self.dtype).removeprefix("torch.")
+        self.config.dtype = self.dtype
         self.config.save_pretrained(save_directory)
 
     # ------------------------------------------------------------------------------------------------------------
@@ -171,9 +211,10 @@ class SqueezeBertPreTrainedModel(nn.Module):
     @classmethod
     def from_pretrained(
         cls,
-        pretrained_model_name_or_path: str | os.PathLike,
+        pretrained_model_name_or_path: str | os.PathLike | None,
         *,
         config: SqueezeBertConfig | None = None,
+        state_dict: dict[str, torch.Tensor] | None = None,
         torch_dtype: torch.dtype | str | None = None,
         output_loading_info: bool = False,
         ignore_mismatched_sizes: bool = False,
@@ -182,35 +223,46 @@ class SqueezeBertPreTrainedModel(nn.Module):
         """Load a model from a folder or a hub repo id (``"squeezebert/squeezebert-uncased"``).
 
         Args:
-            pretrained_model_name_or_path: a folder holding ``config.json`` and weights, or a hub repo id.
+            pretrained_model_name_or_path: a folder holding ``config.json`` and weights, or a hub repo id; ``None``
+                when both ``config`` and ``state_dict`` are given.
             config: use this config instead of the checkpoint's ``config.json``.
+            state_dict: load these tensors instead of the checkpoint's weight files.
             torch_dtype: dtype of the returned model (``torch.float32`` by default whatever the stored dtype;
-                ``"auto"`` keeps the stored dtype).
-            output_loading_info: also return ``{"missing_keys", "unexpected_keys", "mismatched_keys"}``.
+                ``"auto"`` keeps the stored dtype). ``dtype`` is accepted as the 5.x spelling.
+            output_loading_info: also return ``{"missing_keys", "unexpected_keys", "mismatched_keys"}`` (sets;
+                a mismatched key is ``(key, stored shape, model shape)``) and ``"error_msgs"`` (a list).
             ignore_mismatched_sizes: re-initialise weights whose stored shape differs (e.g. a new classifier)
                 instead of raising.
             **kwargs: hub options (``revision``, ``cache_dir``, ``local_files_only``, ``token``, ``subfolder``)
                 and config overrides (``num_labels=3``, ``output_hidden_states=True``, ...).
 
-        The model is returned in eval mode.
+        The model is returned in eval mode. Inside ``with torch.device("meta"):`` it is still built and loaded on
+        the CPU: a model on the meta device holds no weights to load into.
         """
         torch_dtype = kwargs.pop("dtype", torch_dtype)
         hub_kwargs = {k: kwargs.pop(k) for k in HUB_KWARGS if k in kwargs}
+        if pretrained_model_name_or_path is None and (config is None or state_dict is None):
+            raise ValueError("pretrained_model_name_or_path may be None only when both config and state_dict are given")
         if config is None:
             config = SqueezeBertConfig.from_pretrained(pretrained_model_name_or_path, **hub_kwargs, **kwargs)
         elif kwargs:
             config = SqueezeBertConfig.from_dict(config.to_dict(), **kwargs)
-        state = hub.load_state_dict(pretrained_model_name_or_path, **hub_kwargs)
-        dtype = _resolve_dtype(torch_dtype, state)
+        if state_dict is None:
+            state_dict = hub.load_state_dict(pretrained_model_name_or_path, **hub_kwargs)
+        elif not isinstance(state_dict, dict) or not all(isinstance(v, torch.Tensor) for v in state_dict.values()):
+            raise TypeError("state_dict must be a dict of parameter names to tensors")
+        dtype = _resolve_dtype(torch_dtype, state_dict)
 
-        model = cls(config)
-        info = model._load_checkpoint(state, ignore_mismatched_sizes)
-        model.to(dtype)
+        with _real_device():
+            model = cls(config)
+            info = model._load_checkpoint(state_dict, ignore_mismatched_sizes)
+            model.to(dtype)
         model.eval()
         return (model, info) if output_loading_info else model
 
-    def _load_checkpoint(self, state: dict[str, torch.Tensor], ignore_mismatched_sizes: bool) -> dict[str, list]:
-        """Copy ``state`` into the model; return the missing, unexpected and mismatched keys."""
+    def _load_checkpoint(self, state: dict[str, torch.Tensor], ignore_mismatched_sizes: bool) -> dict[str, Any]:
+        """Copy ``state`` into the model; return the missing, unexpected and mismatched keys (as
+        ``from_pretrained``'s ``output_loading_info`` describes)."""
         state = {modern_weight_name(k): v for k, v in state.items()}
         prefix = self.base_model_prefix + "."
         is_head = self.base_model is not self
@@ -226,44 +278,59 @@ class SqueezeBertPreTrainedModel(nn.Module):
         own = self.state_dict()
         expected = set(own) - set(self.tied_keys)
         to_load: dict[str, torch.Tensor] = {}
-        unexpected: list[str] = []
-        mismatched: list[tuple[str, tuple, tuple]] = []
+        unexpected: set[str] = set()
+        mismatched: set[tuple[str, torch.Size, torch.Size]] = set()
         for key, value in state.items():
             if key in rebuilt:
                 continue
             if key not in expected:
-                unexpected.append(key)
+                unexpected.add(key)
             elif value.shape != own[key].shape:
                 if not ignore_mismatched_sizes:
                     raise ValueError(
                         f"checkpoint weight {key!r} has shape {tuple(value.shape)} but the model expects "
                         f"{tuple(own[key].shape)}; pass ignore_mismatched_sizes=True to re-initialise it"
                     )
-                mismatched.append((key, tuple(value.shape), tuple(own[key].shape)))
+                mismatched.add((key, value.shape, own[key].shape))
             else:
                 to_load[key] = value
-        missing = sorted(expected - set(to_load) - {m[0] for m in mismatched})
+        missing = expected - set(to_load) - {m[0] for m in mismatched}
         self.load_state_dict(to_load, strict=False)
         self.tie_weights()
 
         name = type(self).__name__
         if missing:
-            logger.warning("%s: weights not in the checkpoint, newly initialised: %s", name, ", ".join(missing))
+            logger.warning("%s: weights not in the checkpoint, newly initialised: %s", name, ", ".join(sorted(missing)))
         if unexpected:
             logger.warning("%s: checkpoint weights not used: %s", name, ", ".join(sorted(unexpected)))
-        for key, stored, wanted in mismatched:
+        for key, stored, wanted in sorted(mismatched):
             logger.warning(
                 "%s: %s has shape %s in the checkpoint, %s in the model: re-initialised",
                 name,
                 key,
-                stored,
-                wanted,
+                tuple(stored),
+                tuple(wanted),
             )
-        return {
-            "missing_keys": missing,
-            "unexpected_keys": sorted(unexpected),
-            "mismatched_keys": [m[0] for m in mismatched],
-        }
+        return {"missing_keys": missing, "unexpected_keys": unexpected, "mismatched_keys": mismatched, "error_msgs": []}
+
+
+def _real_device() -> contextlib.AbstractContextManager:
+    """A context that builds on the CPU when the ambient default device is ``meta`` (a no-op otherwise)."""
+    on_meta = torch.empty(0).device.type == "meta"
+    return torch.device("cpu") if on_meta else contextlib.nullcontext()
+
+
+def _sample_like_rows(rows: torch.Tensor, n: int) -> torch.Tensor:
+    """``n`` float32 rows drawn from the multivariate normal with the mean and covariance (``1/N`` normalised) of
+    the ``N`` ``rows``.
+
+    ``mean + w @ (rows - mean) / sqrt(N)`` with ``w ~ N(0, I_N)`` has exactly that covariance and needs no
+    factorisation, so a singular covariance (fewer rows than columns, a zero padding row) is fine.
+    """
+    x = rows.float()
+    mean = x.mean(dim=0)
+    w = torch.randn(n, x.shape[0], device=x.device)
+    return mean + (w @ (x - mean)) / math.sqrt(x.shape[0])
 
 
 def _with_deferred_init(init: Callable[..., None]) -> Callable[..., None]:
