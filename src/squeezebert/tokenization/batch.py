@@ -83,13 +83,17 @@ class BatchEncoding(dict):
         self, batch_or_word_index: int, word_index: int | None = None, sequence_index: int = 0
     ) -> TokenSpan | None:
         """The tokens of word ``word_index`` of sequence ``sequence_index`` (0, or 1 for the second of a pair):
-        ``word_to_tokens(word)`` or ``word_to_tokens(row, word)``; ``None`` when the row has none of its tokens."""
+        ``word_to_tokens(word)`` or ``word_to_tokens(row, word)``; ``None`` when the row has none of its tokens.
+
+        A row without that sequence (``sequence_index=1`` on a single text) is searched whole, as ``tokenizers``
+        does."""
         batch_index, word_index = (0, batch_or_word_index) if word_index is None else (batch_or_word_index, word_index)
+        sequence_ids = self.sequence_ids(batch_index)
+        if sequence_index not in sequence_ids:
+            sequence_ids = [sequence_index] * len(sequence_ids)
         positions = [
             position
-            for position, (word, sequence) in enumerate(
-                zip(self.word_ids(batch_index), self.sequence_ids(batch_index), strict=True)
-            )
+            for position, (word, sequence) in enumerate(zip(self.word_ids(batch_index), sequence_ids, strict=True))
             if word == word_index and sequence == sequence_index
         ]
         return TokenSpan(positions[0], positions[-1] + 1) if positions else None
