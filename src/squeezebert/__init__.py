@@ -22,11 +22,12 @@ from .modeling import (
 )
 from .pipelines import pipeline
 from .quantization import quantize_dynamic
-from .tokenization import AutoTokenizer, BatchEncoding, SqueezeBertTokenizer, SqueezeBertTokenizerFast
+from .tokenization import AddedToken, AutoTokenizer, BatchEncoding, SqueezeBertTokenizer, SqueezeBertTokenizerFast
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AddedToken",
     "AutoTokenizer",
     "BaseModelOutputWithPooling",
     "BatchEncoding",

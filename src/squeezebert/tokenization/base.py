@@ -29,6 +29,7 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
+from .added_tokens import ADDED_TOKENS_FILE, AddedTokensMixin
 from .batch import BatchEncoding
 
 VOCAB_FILE = "vocab.txt"
@@ -249,7 +250,7 @@ def _special_token_value(value: Any) -> Any:
     return value.get("content") if isinstance(value, dict) else value
 
 
-class TokenizerBase:
+class TokenizerBase(AddedTokensMixin):
     """Shared implementation of :class:`SqueezeBertTokenizer` and :class:`SqueezeBertTokenizerFast`."""
 
     #: the model inputs, main one first; the default of ``return_token_type_ids`` / ``return_attention_mask``
@@ -385,7 +386,8 @@ class TokenizerBase:
 
     @property
     def all_special_tokens(self) -> list[str]:
-        return list(dict.fromkeys(self.special_tokens_map.values()))
+        """The named special tokens, then the extra ones."""
+        return list(dict.fromkeys((*self.special_tokens_map.values(), *self._extra_special_tokens)))
 
     @property
     def all_special_ids(self) -> list[int]:
@@ -472,13 +474,13 @@ class TokenizerBase:
     def convert_ids_to_tokens(
         self, ids: int | Sequence[int], skip_special_tokens: bool = False
     ) -> str | None | list[str | None]:
-        """The token of an id, or of each id (leaving out special tokens if ``skip_special_tokens``)."""
+        """The token of an id, or of each id (leaving out special tokens, and added tokens marked special, if
+        ``skip_special_tokens``)."""
         if isinstance(ids, int):
             return self._id_to_token(ids)
         ids = _as_id_list(ids)
         if skip_special_tokens:
-            special = set(self.all_special_ids)
-            ids = [i for i in ids if i not in special]
+            ids = self._without_special_ids(ids)
         return [self._id_to_token(i) for i in ids]
 
     def __len__(self) -> int:
@@ -954,7 +956,8 @@ class TokenizerBase:
 
     def save_pretrained(self, save_directory: str | os.PathLike) -> tuple[str, ...]:
         """Write vocab.txt, tokenizer_config.json and special_tokens_map.json (and the fast tokenizer's
-        tokenizer.json) into ``save_directory``, atomically; return the paths written."""
+        tokenizer.json, and added_tokens.json when tokens were added past the vocabulary) into ``save_directory``,
+        atomically; return the paths written."""
         from ..hub import write_json
 
         save_directory = os.fspath(save_directory)
@@ -972,7 +975,7 @@ class TokenizerBase:
         }
         if self.model_input_names != type(self).model_input_names:
             config["model_input_names"] = self.model_input_names
-        config = {**self.init_kwargs, **config}
+        config = {**self.init_kwargs, **config, **self._added_tokens_config()}
         config_path = os.path.join(save_directory, TOKENIZER_CONFIG_FILE)
         map_path = os.path.join(save_directory, SPECIAL_TOKENS_MAP_FILE)
         write_json(config_path, config)
@@ -981,6 +984,7 @@ class TokenizerBase:
             *self.save_vocabulary(save_directory),
             config_path,
             map_path,
+            *self._save_added_tokens_file(save_directory),
             *self._save_extra_files(save_directory),
         )
 
@@ -1037,13 +1041,14 @@ class TokenizerBase:
 
 
 def find_tokenizer_files(name_or_path: str | os.PathLike, **hub_kwargs: Any) -> dict[str, Any]:
-    """Resolve the tokenizer files of a folder or hub repo: paths of vocab.txt / tokenizer.json (``None`` when
-    absent) and the parsed tokenizer_config.json / special_tokens_map.json (``{}`` when absent)."""
+    """Resolve the tokenizer files of a folder or hub repo: paths of vocab.txt / tokenizer.json / added_tokens.json
+    (``None`` when absent) and the parsed tokenizer_config.json / special_tokens_map.json (``{}`` when absent)."""
     from ..hub import read_json, resolve_file
 
     files: dict[str, Any] = {
         "vocab_file": resolve_file(name_or_path, VOCAB_FILE, **hub_kwargs),
         "tokenizer_file": resolve_file(name_or_path, TOKENIZER_FILE, **hub_kwargs),
+        "added_tokens_file": resolve_file(name_or_path, ADDED_TOKENS_FILE, **hub_kwargs),
     }
     for key, filename in (("config", TOKENIZER_CONFIG_FILE), ("special_tokens_map", SPECIAL_TOKENS_MAP_FILE)):
         path = resolve_file(name_or_path, filename, **hub_kwargs)

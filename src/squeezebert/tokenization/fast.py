@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from tokenizers import AddedToken, Tokenizer, decoders, normalizers, pre_tokenizers, processors
@@ -30,6 +31,9 @@ class SqueezeBertTokenizerFast(TokenizerBase):
         wordpieces_prefix: prefix of continuation word pieces.
         clean_up_tokenization_spaces: default of :meth:`decode`'s option of the same name.
         model_max_length: default ``max_length`` for truncation and padding.
+        extra_special_tokens: more special tokens (``additional_special_tokens`` is the 4.x name).
+        added_tokens_decoder: added tokens by id (as tokenizer_config.json saves them) for a tokenizer built from
+            ``vocab_file``; the ids must follow the vocabulary's.
         padding_side, truncation_side: default to the direction of the padding / truncation set in
             ``tokenizer_file``, if any, else "right".
         model_input_names, and any other keyword arguments: see
@@ -54,6 +58,9 @@ class SqueezeBertTokenizerFast(TokenizerBase):
         model_max_length: int | None = DEFAULT_MODEL_MAX_LENGTH,
         padding_side: str | None = None,
         truncation_side: str | None = None,
+        extra_special_tokens: Sequence[str | AddedToken] | None = None,
+        additional_special_tokens: Sequence[str | AddedToken] | None = None,
+        added_tokens_decoder: Mapping[int, AddedToken | Mapping[str, Any]] | None = None,
         **kwargs: Any,
     ):
         super().__init__(
@@ -106,22 +113,28 @@ class SqueezeBertTokenizerFast(TokenizerBase):
         self.truncation_side = "right" if truncation_side is None else truncation_side
         backend.no_truncation()
         backend.no_padding()
-        backend.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in self.all_special_tokens])
-        cls_id, sep_id = backend.token_to_id(cls_token), backend.token_to_id(sep_token)
-        backend.post_processor = processors.TemplateProcessing(
-            single=f"{cls_token}:0 $A:0 {sep_token}:0",
-            pair=f"{cls_token}:0 $A:0 {sep_token}:0 $B:1 {sep_token}:1",
-            special_tokens=[(cls_token, cls_id), (sep_token, sep_id)],
-        )
         self.backend_tokenizer = backend
+        self._unk_id = None
+        self._init_added_tokens(extra_special_tokens, additional_special_tokens, added_tokens_decoder)
         self._unk_id = backend.token_to_id(unk_token)
+        self._special_tokens_changed()
+
+    def _special_tokens_changed(self) -> None:
+        """(Re)build the backend's post-processor, ``[CLS] A [SEP] B [SEP]``, from the current special tokens
+        (it is what a saved tokenizer.json uses; the shared code adds the special tokens itself)."""
+        cls, sep = self.cls_token, self.sep_token
+        self.backend_tokenizer.post_processor = processors.TemplateProcessing(
+            single=f"{cls}:0 $A:0 {sep}:0",
+            pair=f"{cls}:0 $A:0 {sep}:0 $B:1 {sep}:1",
+            special_tokens=[(cls, self.cls_token_id), (sep, self.sep_token_id)],
+        )
 
     @property
     def is_fast(self) -> bool:
         return True
 
     def tokenize(self, text: str) -> list[str]:
-        """Split ``text`` into word pieces (special tokens in the text are kept as they are)."""
+        """Split ``text`` into word pieces (added and special tokens in the text are kept whole)."""
         if not isinstance(text, str):
             raise TypeError(f"text must be a string, not {type(text).__name__}")
         return self.backend_tokenizer.encode(text, add_special_tokens=False).tokens
@@ -148,7 +161,17 @@ class SqueezeBertTokenizerFast(TokenizerBase):
         return decoder.decode(tokens) if decoder is not None else " ".join(tokens)
 
     def _decode_ids(self, ids: list[int], skip_special_tokens: bool) -> str:
-        return self.backend_tokenizer.decode(ids, skip_special_tokens=skip_special_tokens)
+        # The special tokens are dropped here rather than by the backend, which also drops the tokens that
+        # add_special_tokens(replace_extra_special_tokens=True) made non-special.
+        ids = self._without_special_ids(ids) if skip_special_tokens else ids
+        return self.backend_tokenizer.decode(ids, skip_special_tokens=False)
+
+    def _add_to_vocabulary(self, tokens: list[AddedToken]) -> None:
+        self.backend_tokenizer.add_tokens(tokens)
+
+    @property
+    def added_tokens_decoder(self) -> dict[int, AddedToken]:
+        return dict(sorted(self.backend_tokenizer.get_added_tokens_decoder().items()))
 
     def get_vocab(self) -> dict[str, int]:
         return self.backend_tokenizer.get_vocab(with_added_tokens=True)
@@ -192,6 +215,8 @@ class SqueezeBertTokenizerFast(TokenizerBase):
                 "needs one of them"
             )
         options = cls._init_kwargs(files, kwargs)
+        for key, value in cls._saved_added_tokens(files, with_tokenizer_json=False).items():
+            options.setdefault(key, value)
         if "tokenizer_file" not in kwargs and "vocab_file" not in kwargs:
             options["tokenizer_file"] = files["tokenizer_file"]
             options["vocab_file"] = files["vocab_file"]

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
-import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from .added_tokens import AddedToken, AddedVocabulary
 from .base import DEFAULT_MODEL_MAX_LENGTH, TokenizerBase, _Texts
-from .basic import BasicTokenizer, WordPiece, load_vocab
+from .basic import BasicTokenizer, WordPiece, _CleaningTable, load_vocab
+from .basic import strip_accents as _strip_accents
 
 
 class SqueezeBertTokenizer(TokenizerBase):
@@ -16,7 +18,7 @@ class SqueezeBertTokenizer(TokenizerBase):
     greedy longest-match-first WordPiece) in pure Python.
 
     Args:
-        vocab_file: path of ``vocab.txt`` (one token per line; the line number is the id).
+        vocab_file: path of ``vocab.txt`` (one token per line; the line number is the id), or the token -> id dict.
         do_lower_case: lower-case the text.
         do_basic_tokenize: clean and split the text before WordPiece (when False, only split on whitespace).
         never_split: words that are never lower-cased, split or word-pieced.
@@ -26,13 +28,16 @@ class SqueezeBertTokenizer(TokenizerBase):
         strip_accents: strip accents; ``None`` follows ``do_lower_case``.
         clean_up_tokenization_spaces: default of :meth:`decode`'s option of the same name.
         model_max_length: default ``max_length`` for truncation and padding.
+        extra_special_tokens: more special tokens (``additional_special_tokens`` is the 4.x name).
+        added_tokens_decoder: added tokens by id (as tokenizer_config.json saves them); the ids must follow the
+            vocabulary's.
         padding_side, truncation_side, model_input_names, and any other keyword arguments: see
             :class:`~squeezebert.tokenization.base.TokenizerBase`.
     """
 
     def __init__(
         self,
-        vocab_file: str | os.PathLike,
+        vocab_file: str | os.PathLike | Mapping[str, int],
         do_lower_case: bool = True,
         do_basic_tokenize: bool = True,
         never_split: Iterable[str] | None = None,
@@ -45,6 +50,9 @@ class SqueezeBertTokenizer(TokenizerBase):
         strip_accents: bool | None = None,
         clean_up_tokenization_spaces: bool = True,
         model_max_length: int | None = DEFAULT_MODEL_MAX_LENGTH,
+        extra_special_tokens: Sequence[str | AddedToken] | None = None,
+        additional_special_tokens: Sequence[str | AddedToken] | None = None,
+        added_tokens_decoder: Mapping[int, AddedToken | Mapping[str, Any]] | None = None,
         **kwargs: Any,
     ):
         super().__init__(
@@ -57,14 +65,13 @@ class SqueezeBertTokenizer(TokenizerBase):
             clean_up_tokenization_spaces=clean_up_tokenization_spaces,
             **kwargs,
         )
-        self.vocab = load_vocab(vocab_file)
+        self.vocab = dict(vocab_file) if isinstance(vocab_file, Mapping) else load_vocab(vocab_file)
         self.ids_to_tokens = {index: token for token, index in self.vocab.items()}
         self.do_lower_case = do_lower_case
         self.do_basic_tokenize = do_basic_tokenize
         self.never_split = list(never_split or ())
         self.tokenize_chinese_chars = tokenize_chinese_chars
         self.strip_accents = strip_accents
-        self._unk_id = self.vocab.get(unk_token)
         self._basic = BasicTokenizer(
             WordPiece(self.vocab, unk_token),
             do_lower_case=do_lower_case,
@@ -72,39 +79,69 @@ class SqueezeBertTokenizer(TokenizerBase):
             never_split=self.never_split,
             tokenize_chinese_chars=tokenize_chinese_chars,
             strip_accents=strip_accents,
-            protected=self.all_special_tokens,
         )
-        # Special tokens are cut out of the text first (longest first), and never tokenized further.
-        alternatives = sorted(self.all_special_tokens, key=len, reverse=True)
-        self._special_split = re.compile("(" + "|".join(map(re.escape, alternatives)) + ")")
+        self._cleaning = _CleaningTable(tokenize_chinese_chars)
+        # Added tokens (the special tokens among them) are cut out of the text first, and never tokenized further.
+        self._added = AddedVocabulary(self.vocab, self._normalize)
+        self._unk_id = None
+        self._init_added_tokens(extra_special_tokens, additional_special_tokens, added_tokens_decoder)
+        self._unk_id = self._token_to_id(unk_token)
 
-    def tokenize(self, text: str) -> list[str]:
-        """Split ``text`` into word pieces (special tokens in the text are kept as they are)."""
-        if not isinstance(text, str):
-            raise TypeError(f"text must be a string, not {type(text).__name__}")
-        parts = self._special_split.split(text)
-        tokens = self._basic.tokenize(parts[0])
-        for i in range(1, len(parts), 2):
-            tokens.append(parts[i])
-            tokens += self._basic.tokenize(parts[i + 1])
+    def _normalize(self, text: str) -> str:
+        """``text`` as normalized added tokens are looked for in it: cleaned, each word (but ``never_split`` ones)
+        lower-cased and accent-stripped as the tokenizer does; unchanged without ``do_basic_tokenize``."""
+        if not self.do_basic_tokenize:
+            return text
+        lower = self.do_lower_case
+        strip = self.strip_accents or (self.strip_accents is None and lower)
+        words = text.translate(self._cleaning).split(" ")
+        for i, word in enumerate(words):
+            if word not in self.never_split:
+                word = word.lower() if lower else word
+                words[i] = _strip_accents(word) if strip else word
+        return " ".join(words)
+
+    def _tokens(self, text: str) -> list[tuple[str, int]]:
+        """``(token, id)`` for each token of ``text``: the added tokens found in it, word pieces between them."""
+        vocab, unk = self.vocab, self._unk_id
+        tokens = []
+        for piece, index in self._added.split(text):
+            if index is None:
+                tokens += [(token, vocab.get(token, unk)) for token in self._basic.tokenize(piece)]
+            else:
+                tokens.append((piece, index))
         return tokens
 
+    def tokenize(self, text: str) -> list[str]:
+        """Split ``text`` into word pieces (added and special tokens in the text are kept whole)."""
+        if not isinstance(text, str):
+            raise TypeError(f"text must be a string, not {type(text).__name__}")
+        return [token for token, _ in self._tokens(text)]
+
     def _encode_texts(self, texts: list[str] | list[list[str]], with_offsets: bool, split_into_words: bool) -> _Texts:
-        vocab, unk = self.vocab, self._unk_id
         if not split_into_words:
-            return _Texts([[vocab.get(t, unk) for t in self.tokenize(text)] for text in texts], None, None)
+            return _Texts([[index for _, index in self._tokens(text)] for text in texts], None, None)
         ids, word_ids = [], []
         for words in texts:
-            pieces = [(index, vocab.get(t, unk)) for index, word in enumerate(words) for t in self.tokenize(word)]
+            pieces = [(index, token_id) for index, word in enumerate(words) for _, token_id in self._tokens(word)]
             word_ids.append([index for index, _ in pieces])
             ids.append([token_id for _, token_id in pieces])
         return _Texts(ids, None, word_ids.__getitem__)
 
     def _token_to_id(self, token: str) -> int:
-        return self.vocab.get(token, self._unk_id)
+        index = self._added.ids.get(token)
+        return self.vocab.get(token, self._unk_id) if index is None else index
 
     def _id_to_token(self, index: int) -> str:
-        return self.ids_to_tokens.get(index, self.unk_token)
+        token = self._added.strings.get(index)
+        return self.ids_to_tokens.get(index, self.unk_token) if token is None else token
+
+    def _add_to_vocabulary(self, tokens: list[AddedToken]) -> None:
+        self._added.add(tokens)
+
+    @property
+    def added_tokens_decoder(self) -> dict[int, AddedToken]:
+        return dict(sorted(self._added.tokens.items()))
 
     def convert_tokens_to_string(self, tokens: list[str]) -> str:
         return " ".join(tokens).replace(" ##", "").strip()
@@ -113,14 +150,14 @@ class SqueezeBertTokenizer(TokenizerBase):
         return self.convert_tokens_to_string(self.convert_ids_to_tokens(ids, skip_special_tokens))
 
     def get_vocab(self) -> dict[str, int]:
-        return dict(self.vocab)
+        return {**self.vocab, **self._added.ids}
 
     @property
     def vocab_size(self) -> int:
         return len(self.vocab)
 
     def __len__(self) -> int:
-        return len(self.vocab)
+        return len(self.vocab) + sum(token not in self.vocab for token in self._added.ids)
 
     def _base_vocab(self) -> dict[str, int]:
         return self.vocab
@@ -136,8 +173,18 @@ class SqueezeBertTokenizer(TokenizerBase):
 
     @classmethod
     def _from_files(cls, name_or_path: Any, files: dict[str, Any], kwargs: dict[str, Any]) -> SqueezeBertTokenizer:
-        if files["vocab_file"] is None and "vocab_file" not in kwargs:
-            raise FileNotFoundError(f"no vocab.txt in {os.fspath(name_or_path)!r}: SqueezeBertTokenizer needs one")
+        vocab_file = files["vocab_file"]
+        if vocab_file is None and files["tokenizer_file"] is not None:
+            # A folder saved by a fast tokenizer of transformers 5.x: the vocabulary is the one of tokenizer.json.
+            with open(files["tokenizer_file"], encoding="utf-8") as f:
+                vocab_file = json.load(f)["model"].get("vocab")
+        if vocab_file is None and "vocab_file" not in kwargs:
+            raise FileNotFoundError(
+                f"no vocab.txt (nor a WordPiece tokenizer.json) in {os.fspath(name_or_path)!r}: "
+                "SqueezeBertTokenizer needs one"
+            )
         options = cls._init_kwargs(files, kwargs)
-        options.setdefault("vocab_file", files["vocab_file"])
+        for key, value in cls._saved_added_tokens(files, with_tokenizer_json=True).items():
+            options.setdefault(key, value)
+        options.setdefault("vocab_file", vocab_file)
         return cls(**options)
