@@ -28,9 +28,13 @@ from ..tokenization import AutoTokenizer
 
 logger = logging.getLogger("squeezebert")
 
-Row = dict[str, Any]  # "input_ids", "token_type_ids" (lists of ints) and whatever postprocess needs
+Row = dict[
+    str, Any
+]  # "input_ids", "token_type_ids" (lists of ints), maybe "attention_mask", and what postprocess needs
 LIST_CHUNK = 1024  # inputs of a list are sorted by length this many at a time
 PROGRESS_MIN_INPUTS = 64  # inputs shorter than this never show a progress bar
+# tokenizer options a text-classification call passes through, as Hugging Face's does
+TOKENIZER_OPTIONS = ("truncation", "max_length", "padding", "pad_to_multiple_of", "add_special_tokens")
 
 
 class _DropUnusedWeightsWarning(logging.Filter):
@@ -99,7 +103,9 @@ class Pipeline:
         model: a SqueezeBERT model object, or a folder / hub id to load ``model_class`` from.
         tokenizer: a tokenizer, or a folder / hub id; by default loaded from ``model`` when it is a name.
         device: where the model runs (``"cpu"``, ``"cuda"``, ``"cuda:1"``, a ``torch.device`` or a GPU index).
-        batch_size: how many rows (sequences) one forward pass takes.
+        batch_size: how many rows (sequences) one forward pass takes; a call can override it.
+        num_workers: accepted for Hugging Face compatibility and ignored (inputs are tokenized in the calling
+            thread).
         int8: run a dynamically int8-quantised copy of the model (CPU only).
         progress: show a tqdm progress bar; ``None`` shows one for long inputs when stderr is a terminal.
         max_length: the longest row in tokens; by default the model's window (``max_position_embeddings``,
@@ -118,13 +124,13 @@ class Pipeline:
         *,
         device: str | int | torch.device = "cpu",
         batch_size: int = 8,
+        num_workers: int | None = None,
         int8: bool = False,
         progress: bool | None = None,
         max_length: int | None = None,
         **defaults: Any,
     ) -> None:
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        check_batch_options(batch_size, num_workers)
         self.device = resolve_device(device)
         if tokenizer is None:
             if not isinstance(model, (str, os.PathLike)):
@@ -198,23 +204,30 @@ class Pipeline:
     # ------------------------------------------------------------------------------------------------------------
     # Running
 
-    def __call__(self, inputs: Any, **params: Any) -> Any:
+    def __call__(
+        self, inputs: Any, *, batch_size: int | None = None, num_workers: int | None = None, **params: Any
+    ) -> Any:
         """Run the pipeline on one input (returns its result) or an iterable of inputs.
 
         A list or tuple gives a list of results; any other iterable (a generator, a dataset) gives an iterator that
-        yields each result as soon as the inputs around it have been run.
+        yields each result as soon as the inputs around it have been run. ``batch_size`` overrides the pipeline's
+        for this call; ``num_workers`` is accepted and ignored, as at construction.
         """
+        check_batch_options(batch_size, num_workers, allow_none=True)
+        batch_size = batch_size or self.batch_size
         params = self.prepare({**self.defaults, **self._check_params(params)})
         if self.is_single(inputs):
-            return self._run_chunk([inputs], params)[0]
+            return self._run_chunk([inputs], params, batch_size)[0]
         if isinstance(inputs, (list, tuple)):
-            return list(self._stream(iter(inputs), params, len(inputs), LIST_CHUNK))
+            return list(self._stream(iter(inputs), params, len(inputs), LIST_CHUNK, batch_size))
         if not isinstance(inputs, Iterable):
             raise TypeError(f"inputs must be one input or an iterable of inputs, not {type(inputs).__name__}")
         total = len(inputs) if hasattr(inputs, "__len__") else None
-        return self._stream(iter(inputs), params, total, self.batch_size)
+        return self._stream(iter(inputs), params, total, batch_size, batch_size)
 
-    def _stream(self, inputs: Iterator, params: dict[str, Any], total: int | None, chunk: int) -> Iterator[Any]:
+    def _stream(
+        self, inputs: Iterator, params: dict[str, Any], total: int | None, chunk: int, batch_size: int
+    ) -> Iterator[Any]:
         from tqdm.auto import tqdm
 
         show = self.progress
@@ -222,17 +235,17 @@ class Pipeline:
             show = sys.stderr.isatty() and (total is None or total >= PROGRESS_MIN_INPUTS)
         with tqdm(total=total, disable=not show, desc=self.task, unit="input") as bar:
             while items := list(itertools.islice(inputs, chunk)):
-                yield from self._run_chunk(items, params)
+                yield from self._run_chunk(items, params, batch_size)
                 bar.update(len(items))
 
-    def _run_chunk(self, items: list[Any], params: dict[str, Any]) -> list[Any]:
+    def _run_chunk(self, items: list[Any], params: dict[str, Any], batch_size: int) -> list[Any]:
         rows_per_item = [self.preprocess(item, params) for item in items]
         rows = [row for item_rows in rows_per_item for row in item_rows]
         outputs: list[dict[str, torch.Tensor]] = [{}] * len(rows)
         order = sorted(range(len(rows)), key=lambda i: len(rows[i]["input_ids"]))
         with torch.inference_mode():
-            for start in range(0, len(order), self.batch_size):
-                batch = order[start : start + self.batch_size]
+            for start in range(0, len(order), batch_size):
+                batch = order[start : start + batch_size]
                 result = self.forward(self._collate([rows[i] for i in batch]))
                 result = {key: value.float().cpu() for key, value in result.items()}
                 for n, i in enumerate(batch):
@@ -244,7 +257,8 @@ class Pipeline:
         return results
 
     def _collate(self, rows: list[Row]) -> dict[str, torch.Tensor]:
-        """Pad rows on the right into ``input_ids`` / ``token_type_ids`` / ``attention_mask`` tensors."""
+        """Pad rows on the right into ``input_ids`` / ``token_type_ids`` / ``attention_mask`` tensors (a row without
+        an ``attention_mask`` attends to all its tokens)."""
         width = max(len(row["input_ids"]) for row in rows)
         pad = self.tokenizer.pad_token_id
         ids = torch.full((len(rows), width), pad, dtype=torch.long)
@@ -254,7 +268,7 @@ class Pipeline:
             length = len(row["input_ids"])
             ids[n, :length] = torch.tensor(row["input_ids"])
             types[n, :length] = torch.tensor(row["token_type_ids"])
-            mask[n, :length] = 1
+            mask[n, :length] = torch.tensor(row["attention_mask"]) if "attention_mask" in row else 1
         return {
             "input_ids": ids.to(self.device),
             "token_type_ids": types.to(self.device),
@@ -265,10 +279,32 @@ class Pipeline:
     # Helpers for the tasks
 
     def encode(self, text: str, text_pair: str | None = None, **kwargs: Any) -> Any:
-        """Tokenize one text (or pair) into model-ready lists, truncated to the model window by default."""
+        """Tokenize one text (or pair) into model-ready lists, truncated to the model window by default.
+
+        A ValueError says when a row is longer than the model's ``max_position_embeddings`` (e.g. with
+        ``truncation=False``).
+        """
         kwargs.setdefault("truncation", True)
-        kwargs.setdefault("max_length", self.max_length)
-        return self.tokenizer(text, text_pair, **kwargs)
+        if kwargs["truncation"] not in (False, None, "do_not_truncate"):
+            kwargs.setdefault("max_length", self.max_length)
+        encoding = self.tokenizer(text, text_pair, **kwargs)
+        ids = encoding["input_ids"]
+        longest = max(map(len, ids)) if ids and isinstance(ids[0], list) else len(ids)
+        limit = self.config.max_position_embeddings
+        if longest > limit:
+            raise ValueError(
+                f"{self.task} input is {longest} tokens long, more than the model's max_position_embeddings ({limit}): "
+                "leave truncation on, or shorten the text"
+            )
+        return encoding
+
+    def encode_row(self, text: str, text_pair: str | None = None, **kwargs: Any) -> Row:
+        """The row of a text (or pair), read as one sequence: :meth:`encode` without overflowing windows."""
+        encoding = self.encode(text, text_pair, **kwargs)
+        row = {"input_ids": encoding["input_ids"], "token_type_ids": encoding["token_type_ids"]}
+        if "attention_mask" in encoding:
+            row["attention_mask"] = encoding["attention_mask"]
+        return row
 
     @staticmethod
     def rows_of(encoding: Any, **extra: Any) -> list[Row]:
@@ -277,6 +313,32 @@ class Pipeline:
         for n, ids in enumerate(encoding["input_ids"]):
             rows.append({"input_ids": ids, "token_type_ids": encoding["token_type_ids"][n], **extra})
         return rows
+
+
+def check_batch_options(batch_size: Any, num_workers: Any, allow_none: bool = False) -> None:
+    """ValueErrors for a ``batch_size`` that is not a positive int and a ``num_workers`` that is not an int >= 0
+    (``None`` stands for "the pipeline's" or "not given")."""
+    if not (batch_size is None and allow_none) and (
+        isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
+    ):
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    if num_workers is not None and (
+        isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0
+    ):
+        raise ValueError(f"num_workers must be an int >= 0 (it is ignored), got {num_workers!r}")
+
+
+def check_tokenizer_kwargs(value: Any, name: str) -> dict[str, Any]:
+    """``value`` (keyword arguments for the tokenizer) as a new dict, ``{}`` for ``None``; a TypeError for anything
+    else, and a ValueError for the ``return_*`` options, which the pipeline sets itself."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(isinstance(key, str) for key in value):
+        raise TypeError(f"{name} must be a dict of tokenizer keyword arguments, not {type(value).__name__}")
+    reserved = sorted(key for key in value if key.startswith("return_"))
+    if reserved:
+        raise ValueError(f"{name} cannot set {', '.join(reserved)}: the pipeline chooses what the tokenizer returns")
+    return dict(value)
 
 
 def check_text(value: Any, name: str) -> str:

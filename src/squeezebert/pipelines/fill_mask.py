@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from ..modeling import SqueezeBertForMaskedLM
-from .base import Pipeline, Row, check_text, check_top_k
+from .base import Pipeline, Row, check_text, check_tokenizer_kwargs, check_top_k
 
 logger = logging.getLogger("squeezebert")
 
@@ -20,6 +20,8 @@ class FillMaskPipeline(Pipeline):
         top_k: how many candidates per mask (default 5).
         targets: only score these words (a string or a list); a word that is not one token is replaced by its
             first token.
+        tokenizer_kwargs: more keyword arguments for the tokenizer (``truncation``, ``max_length``...); texts are
+            truncated to the model window unless they say otherwise.
 
     Each result is a list of ``{"score", "token", "token_str", "sequence"}`` (best first), ``sequence`` being the
     text with that candidate in place of the mask; a text with several masks gives one such list per mask (and
@@ -28,7 +30,7 @@ class FillMaskPipeline(Pipeline):
 
     task = "fill-mask"
     model_class = SqueezeBertForMaskedLM
-    params = ("top_k", "targets")
+    params = ("top_k", "targets", "tokenizer_kwargs")
 
     def prepare(self, params: dict[str, Any]) -> dict[str, Any]:
         top_k = check_top_k(params.get("top_k", 5))
@@ -36,7 +38,8 @@ class FillMaskPipeline(Pipeline):
         if params.get("targets") is not None:
             target_ids = self._target_ids(params["targets"])
             top_k = min(top_k, len(target_ids))
-        return {"top_k": top_k, "target_ids": target_ids}
+        tokenizer_kwargs = check_tokenizer_kwargs(params.get("tokenizer_kwargs"), "tokenizer_kwargs")
+        return {"top_k": top_k, "target_ids": target_ids, "tokenizer_kwargs": tokenizer_kwargs}
 
     def _target_ids(self, targets: str | list[str]) -> torch.Tensor:
         targets = [targets] if isinstance(targets, str) else targets
@@ -64,12 +67,11 @@ class FillMaskPipeline(Pipeline):
 
     def preprocess(self, item: Any, params: dict[str, Any]) -> list[Row]:
         text = check_text(item, "fill-mask input")
-        encoding = self.encode(text)
-        mask_id = self.tokenizer.mask_token_id
-        if mask_id not in encoding["input_ids"]:
+        row = self.encode_row(text, **params["tokenizer_kwargs"])
+        if self.tokenizer.mask_token_id not in row["input_ids"]:
             where = "" if self.tokenizer.mask_token in text else " (put it where a word should be predicted)"
             raise ValueError(f"fill-mask input has no {self.tokenizer.mask_token} token{where}: {text!r}")
-        return [{"input_ids": encoding["input_ids"], "token_type_ids": encoding["token_type_ids"]}]
+        return [row]
 
     def forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         logits = self.model(**inputs).logits

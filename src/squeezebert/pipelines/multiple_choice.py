@@ -44,11 +44,7 @@ class MultipleChoicePipeline(Pipeline):
 
     def preprocess(self, item: Any, params: dict[str, Any]) -> list[Row]:
         prompt, choices = as_prompt_choices(item)
-        rows = []
-        for choice in choices:
-            encoding = self.encode(prompt, choice)
-            rows.append({"input_ids": encoding["input_ids"], "token_type_ids": encoding["token_type_ids"]})
-        return rows
+        return [self.encode_row(prompt, choice) for choice in choices]
 
     def forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         # The head scores each (prompt, choice) sequence on its own, so a batch of rows (of any inputs) is run as

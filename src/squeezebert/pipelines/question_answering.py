@@ -43,6 +43,8 @@ class QuestionAnsweringPipeline(Pipeline):
         max_answer_len: the longest answer in tokens (default 15).
         max_seq_len: tokens per window, question included (default: the model window, at most 384).
         doc_stride: context tokens shared by consecutive windows (default: half a window, at most 128).
+        max_question_len: the longest question in tokens (default 64); a longer one is cut after its last whole
+            word that fits (as Hugging Face documents; its fast-tokenizer code does not cut).
         handle_impossible_answer: also consider "no answer" (``{"answer": "", "start": 0, "end": 0}``), scored
             by ``[CLS]``.
         align_to_words: widen answers to whole words (default ``True``).
@@ -52,7 +54,15 @@ class QuestionAnsweringPipeline(Pipeline):
 
     task = "question-answering"
     model_class = SqueezeBertForQuestionAnswering
-    params = ("top_k", "max_answer_len", "max_seq_len", "doc_stride", "handle_impossible_answer", "align_to_words")
+    params = (
+        "top_k",
+        "max_answer_len",
+        "max_seq_len",
+        "max_question_len",
+        "doc_stride",
+        "handle_impossible_answer",
+        "align_to_words",
+    )
 
     def is_single(self, inputs: Any) -> bool:
         return isinstance(inputs, (dict, tuple))
@@ -81,6 +91,7 @@ class QuestionAnsweringPipeline(Pipeline):
             "top_k": top_k,
             "max_answer_len": max_answer_len,
             "max_seq_len": max_seq_len,
+            "max_question_len": check_top_k(params.get("max_question_len", 64), "max_question_len"),
             "doc_stride": doc_stride,
             "handle_impossible_answer": bool(params.get("handle_impossible_answer", False)),
             "align_to_words": bool(params.get("align_to_words", True)),
@@ -93,7 +104,7 @@ class QuestionAnsweringPipeline(Pipeline):
         if not question.strip() or not context.strip():
             raise ValueError("question-answering needs a non-empty question and a non-empty context")
         encoding = self.encode(
-            question,
+            self._cut_question(question, params["max_question_len"]),
             context,
             truncation="only_second",
             max_length=params["max_seq_len"],
@@ -152,6 +163,19 @@ class QuestionAnsweringPipeline(Pipeline):
         if params["top_k"] == 1:
             return ranked[0] if ranked else {"score": 0.0, "start": 0, "end": 0, "answer": ""}
         return ranked
+
+    def _cut_question(self, question: str, max_question_len: int) -> str:
+        """``question`` cut to at most ``max_question_len`` tokens, after a whole word when one fits."""
+        encoding = self.tokenizer(question, add_special_tokens=False, return_offsets_mapping=True)
+        if len(encoding["input_ids"]) <= max_question_len:
+            return question
+        word_ids = encoding.word_ids()
+        keep = max_question_len
+        while keep > 1 and word_ids[keep] == word_ids[keep - 1]:  # token `keep` continues the word: drop it all
+            keep -= 1
+        if word_ids[keep] == word_ids[keep - 1]:  # one word longer than the limit: cut between its tokens
+            keep = max_question_len
+        return question[: encoding["offset_mapping"][keep - 1][1]]
 
     @staticmethod
     def _characters(row: Row, s: int, e: int, align_to_words: bool) -> tuple[int, int]:

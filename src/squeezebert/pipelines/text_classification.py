@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import torch
 
 from ..modeling import SqueezeBertForSequenceClassification
-from .base import Pipeline, Row, check_text, check_top_k
+from .base import TOKENIZER_OPTIONS, Pipeline, Row, check_text, check_top_k
 
 FUNCTIONS = ("softmax", "sigmoid", "none")
 
@@ -54,11 +55,15 @@ class TextClassificationPipeline(Pipeline):
             ``{"label", "score"}`` dict (and a single string input gives a list holding it).
         function_to_apply: ``"softmax"``, ``"sigmoid"`` or ``"none"``; by default the one that fits
             ``config.problem_type`` (sigmoid for multi-label or single-output models, none for regression).
+        return_all_scores: the deprecated spelling of transformers 4.x, used only when ``top_k`` is not given:
+            ``True`` gives every label's score in label order (not sorted), ``False`` the best label.
+        truncation, max_length, padding, pad_to_multiple_of, add_special_tokens: passed to the tokenizer (texts
+            are truncated to the model window unless they say otherwise).
     """
 
     task = "text-classification"
     model_class = SqueezeBertForSequenceClassification
-    params = ("top_k", "function_to_apply")
+    params = ("top_k", "function_to_apply", "return_all_scores", *TOKENIZER_OPTIONS)
 
     def is_single(self, inputs: Any) -> bool:
         return isinstance(inputs, (str, dict, tuple))
@@ -73,13 +78,23 @@ class TextClassificationPipeline(Pipeline):
         function = params.get("function_to_apply") or default_function(self.config)
         if function not in FUNCTIONS:
             raise ValueError(f"function_to_apply must be one of {FUNCTIONS}, got {function!r}")
-        top_k = check_top_k(params["top_k"], allow_none=True) if "top_k" in params else "best"
-        return {"top_k": top_k, "function_to_apply": function}
+        if "top_k" in params:
+            top_k = check_top_k(params["top_k"], allow_none=True)
+        elif params.get("return_all_scores") is not None:
+            warnings.warn(
+                "return_all_scores is deprecated: use top_k=None (all labels, best first) or leave top_k out",
+                FutureWarning,
+                stacklevel=4,
+            )
+            top_k = "unsorted" if params["return_all_scores"] else "best"
+        else:
+            top_k = "best"
+        tokenizer_kwargs = {key: params[key] for key in TOKENIZER_OPTIONS if key in params}
+        return {"top_k": top_k, "function_to_apply": function, "tokenizer_kwargs": tokenizer_kwargs}
 
     def preprocess(self, item: Any, params: dict[str, Any]) -> list[Row]:
         text, pair = as_pair(item)
-        encoding = self.encode(text, pair)
-        return [{"input_ids": encoding["input_ids"], "token_type_ids": encoding["token_type_ids"]}]
+        return [self.encode_row(text, pair, **params["tokenizer_kwargs"])]
 
     def forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {"logits": self.model(**inputs).logits}
@@ -87,10 +102,11 @@ class TextClassificationPipeline(Pipeline):
     def postprocess(self, item: Any, rows: list[Row], outputs: list[dict], params: dict[str, Any]) -> Any:
         scores = apply_function(outputs[0]["logits"], params["function_to_apply"]).tolist()
         labels = self.config.id2label
-        ranked = sorted(
-            ({"label": labels[i], "score": score} for i, score in enumerate(scores)), key=lambda d: -d["score"]
-        )
+        in_label_order = [{"label": labels[i], "score": score} for i, score in enumerate(scores)]
         top_k = params["top_k"]
+        if top_k == "unsorted":
+            return in_label_order
+        ranked = sorted(in_label_order, key=lambda d: -d["score"])
         if top_k == "best":
             return ranked[0]
         return ranked if top_k is None else ranked[:top_k]

@@ -7,7 +7,7 @@ ones. Character offsets always point into the original text.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
@@ -15,6 +15,23 @@ from ..modeling import SqueezeBertForTokenClassification
 from .base import Pipeline, Row, check_text
 
 STRATEGIES = ("none", "simple", "first", "average", "max")
+Offsets = list[tuple[int, int]]
+
+
+class TextWithOffsets(NamedTuple):
+    """One input with the ``offset_mapping`` given for it at call time."""
+
+    text: str
+    offsets: Offsets
+
+
+def check_offsets(offsets: Any) -> Offsets:
+    """``offsets`` as a list of ``(start, end)`` int pairs, else a TypeError."""
+    if not isinstance(offsets, (list, tuple)) or not all(
+        isinstance(pair, (list, tuple)) and len(pair) == 2 and all(isinstance(n, int) for n in pair) for pair in offsets
+    ):
+        raise TypeError("offset_mapping must be a list of (start, end) character pairs, one per token")
+    return [(start, end) for start, end in offsets]
 
 
 def split_tag(label: str) -> tuple[str, str]:
@@ -49,11 +66,34 @@ class TokenClassificationPipeline(Pipeline):
             label, from its first token, its tokens' average scores, or its most confident token.
         ignore_labels: labels left out of the result (default ``["O"]``).
         stride: tokens shared by consecutive windows of a long text (default: a quarter of a window).
+        offset_mapping: the ``(start, end)`` characters of each token of the text, special tokens included (one
+            list for a single text, one per text for a list of texts); it replaces the tokenizer's offsets and
+            lets a slow tokenizer run the ``"none"`` and ``"simple"`` strategies.
     """
 
     task = "token-classification"
     model_class = SqueezeBertForTokenClassification
     params = ("aggregation_strategy", "ignore_labels", "stride")
+
+    def is_single(self, inputs: Any) -> bool:
+        return isinstance(inputs, (str, TextWithOffsets))
+
+    def __call__(self, inputs: Any, *, offset_mapping: Any = None, **params: Any) -> Any:
+        """Label the tokens of ``inputs`` (a text or a list of texts)."""
+        if offset_mapping is None:
+            return super().__call__(inputs, **params)
+        if isinstance(inputs, str):
+            if isinstance(offset_mapping, list) and len(offset_mapping) == 1 and isinstance(offset_mapping[0], list):
+                offset_mapping = offset_mapping[0]  # the one-input batch form
+            return super().__call__(TextWithOffsets(inputs, check_offsets(offset_mapping)), **params)
+        if not isinstance(inputs, (list, tuple)):
+            raise TypeError(f"offset_mapping needs a text or a list of texts, not {type(inputs).__name__}")
+        if not isinstance(offset_mapping, (list, tuple)) or len(offset_mapping) != len(inputs):
+            raise ValueError(f"offset_mapping must hold one list of offsets per input ({len(inputs)})")
+        pairs = [
+            TextWithOffsets(text, check_offsets(offsets)) for text, offsets in zip(inputs, offset_mapping, strict=True)
+        ]
+        return super().__call__(pairs, **params)
 
     def prepare(self, params: dict[str, Any]) -> dict[str, Any]:
         strategy = params.get("aggregation_strategy") or "none"
@@ -74,23 +114,31 @@ class TokenClassificationPipeline(Pipeline):
         return {"strategy": strategy, "ignore": set(ignore), "stride": stride}
 
     def preprocess(self, item: Any, params: dict[str, Any]) -> list[Row]:
-        if not self.tokenizer.is_fast:
-            raise ValueError("token-classification needs character offsets: use a fast tokenizer")
-        text = check_text(item, "token-classification input")
+        text, offsets = item if isinstance(item, TextWithOffsets) else (item, None)
+        if offsets is None and not self.tokenizer.is_fast:
+            raise ValueError("token-classification needs character offsets: use a fast tokenizer or offset_mapping")
+        text = check_text(text, "token-classification input")
         encoding = self.encode(
             text,
             stride=params["stride"],
             return_overflowing_tokens=True,
-            return_offsets_mapping=True,
+            return_offsets_mapping=self.tokenizer.is_fast,
             return_special_tokens_mask=True,
         )
         step = self.max_length - 2 - params["stride"]
         rows = self.rows_of(encoding)
         for n, row in enumerate(rows):
-            row["offsets"] = encoding["offset_mapping"][n]
             row["special"] = encoding["special_tokens_mask"][n]
-            row["word_ids"] = encoding.word_ids(n)
             row["first_index"] = n * step  # index (over the whole text) of the token before the window's first
+            if offsets is None:
+                row["offsets"] = encoding["offset_mapping"][n]
+                row["word_ids"] = encoding.word_ids(n)
+        if offsets is not None:
+            tokens = rows[-1]["first_index"] + len(rows[-1]["input_ids"])  # of the whole text, special ones included
+            if len(offsets) != tokens:
+                raise ValueError(f"offset_mapping has {len(offsets)} pairs for a text of {tokens} tokens")
+            for row in rows:
+                row["offsets"] = offsets[row["first_index"] : row["first_index"] + len(row["input_ids"])]
         return rows
 
     def forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -98,10 +146,11 @@ class TokenClassificationPipeline(Pipeline):
 
     def postprocess(self, item: Any, rows: list[Row], outputs: list[dict], params: dict[str, Any]) -> Any:
         strategy, ignore = params["strategy"], params["ignore"]
+        text = item.text if isinstance(item, TextWithOffsets) else item
         entities = []
         for row, output in zip(rows, outputs, strict=True):
             scores = output["logits"][: len(row["input_ids"])].softmax(-1)
-            tokens = self._tokens(item, row, scores)
+            tokens = self._tokens(text, row, scores)
             if strategy == "none":
                 found = [self._token_entity(token) for token in tokens]
             else:
@@ -114,9 +163,10 @@ class TokenClassificationPipeline(Pipeline):
         return merge_overlapping(entities) if len(rows) > 1 else entities
 
     def _tokens(self, text: str, row: Row, scores: torch.Tensor) -> list[dict[str, Any]]:
-        """The text tokens of a window with their scores, characters and whether they continue a word."""
+        """The text tokens of a window with their scores, characters and whether they continue a word (from the
+        fast tokenizer's word ids, else from the word-piece ``##`` prefix)."""
         tokens = []
-        word_ids = row["word_ids"]
+        word_ids = row.get("word_ids")
         for i, token_id in enumerate(row["input_ids"]):
             if row["special"][i]:
                 continue
@@ -131,7 +181,9 @@ class TokenClassificationPipeline(Pipeline):
                     "start": start,
                     "end": end,
                     "index": row["first_index"] + i,
-                    "is_subword": i > 0 and word_ids[i] is not None and word_ids[i - 1] == word_ids[i],
+                    "is_subword": word.startswith("##")
+                    if word_ids is None
+                    else i > 0 and word_ids[i] is not None and word_ids[i - 1] == word_ids[i],
                 }
             )
         return tokens

@@ -79,11 +79,10 @@ class ZeroShotClassificationPipeline(Pipeline):
 
     def preprocess(self, item: Any, params: dict[str, Any]) -> list[Row]:
         text = check_text(item, "zero-shot input")
-        rows = []
-        for label in params["labels"]:
-            encoding = self.encode(text, params["template"].format(label), truncation="only_first")
-            rows.append({"input_ids": encoding["input_ids"], "token_type_ids": encoding["token_type_ids"]})
-        return rows
+        return [
+            self.encode_row(text, params["template"].format(label), truncation="only_first")
+            for label in params["labels"]
+        ]
 
     def forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {"logits": self.model(**inputs).logits}
