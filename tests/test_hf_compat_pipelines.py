@@ -167,7 +167,7 @@ def hf_parameters(pipeline_class: type) -> set[str]:
     return names | {"batch_size", "num_workers"}
 
 
-# what HF 5.x accepts and we do not: pre-split words (token-classification); see the module docstring of the task
+# what HF 5.x accepts and we do not (yet): pre-split words for token-classification
 NOT_SUPPORTED = {"token-classification": {"is_split_into_words", "delimiter"}}
 HF_CLASSES = {
     "feature-extraction": ("mlm", "FeatureExtractionPipeline"),

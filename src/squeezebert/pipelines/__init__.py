@@ -61,9 +61,10 @@ def pipeline(
         model: a folder, a hub id or a model object; by default the task's default hub checkpoint.
         tokenizer: a tokenizer or its folder / hub id; by default the one saved with ``model``.
         device: where the model runs (``"cpu"``, ``"cuda"``, a GPU index...).
-        batch_size: sequences per forward pass.
+        batch_size: sequences per forward pass (a call can override it: ``pipe(texts, batch_size=32)``).
         int8: run a dynamically int8-quantised model (CPU).
-        **kwargs: ``progress``, ``max_length``, and default call parameters of the task (e.g. ``top_k=3``).
+        **kwargs: ``progress``, ``max_length``, ``num_workers`` (accepted for Hugging Face compatibility, ignored),
+            and default call parameters of the task (e.g. ``top_k=3``).
     """
     if not isinstance(task, str):
         raise TypeError(f"task must be a string, not {type(task).__name__}")
