@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import os
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 MAX_INPUT_CHARS_PER_WORD = 100
+_PREFIX = "##"  # marks a piece that continues a word
 _WORD_CACHE_LIMIT = 200_000
 
 # Code point ranges treated as CJK ideographs (the CJK Unified Ideographs blocks and their extensions, and the
@@ -104,27 +105,23 @@ def load_vocab(vocab_file: str | os.PathLike) -> dict[str, int]:
         return {line.rstrip("\n"): index for index, line in enumerate(f)}
 
 
-class WordPiece:
-    """Greedy longest-match-first WordPiece over a fixed vocabulary.
+class WordpieceTokenizer:
+    """Greedy longest-match-first WordPiece over a fixed vocabulary (the constructor of ``transformers``' class).
 
     ``tokenize("unaffable")`` gives ``["un", "##aff", "##able"]`` with the BERT vocabulary. A word with more than
     ``max_input_chars_per_word`` characters, or one no sequence of pieces covers, becomes ``unk_token``.
+    The vocabulary is read when the tokenizer is made (the longest piece bounds the search): do not change it later.
     """
 
     def __init__(
-        self,
-        vocab: dict[str, int],
-        unk_token: str,
-        prefix: str = "##",
-        max_input_chars_per_word: int = MAX_INPUT_CHARS_PER_WORD,
+        self, vocab: Mapping[str, int], unk_token: str, max_input_chars_per_word: int = MAX_INPUT_CHARS_PER_WORD
     ):
         self.vocab = vocab
         self.unk_token = unk_token
-        self.prefix = prefix
         self.max_input_chars_per_word = max_input_chars_per_word
         # No vocabulary entry is longer than these, so longer candidate pieces need not be looked up.
-        self._longest_head = max((len(t) for t in vocab if not t.startswith(prefix)), default=0)
-        self._longest_tail = max((len(t) - len(prefix) for t in vocab if t.startswith(prefix)), default=0)
+        self._longest_head = max((len(t) for t in vocab if not t.startswith(_PREFIX)), default=0)
+        self._longest_tail = max((len(t) - len(_PREFIX) for t in vocab if t.startswith(_PREFIX)), default=0)
 
     def tokenize_word(self, word: str) -> list[str]:
         """The pieces of one whitespace-free word."""
@@ -137,7 +134,7 @@ class WordPiece:
             longest = self._longest_tail if start else self._longest_head
             end = min(n, start + longest)
             while end > start:
-                piece = word[start:end] if start == 0 else self.prefix + word[start:end]
+                piece = word[start:end] if start == 0 else _PREFIX + word[start:end]
                 if piece in self.vocab:
                     break
                 end -= 1
@@ -153,47 +150,81 @@ class WordPiece:
 
 
 class BasicTokenizer:
-    """Cleaning, CJK splitting, lower-casing, accent stripping and punctuation splitting, followed by WordPiece.
+    """Steps 1 to 3 above: cleaning, CJK splitting, lower-casing, accent stripping and punctuation splitting (the
+    constructor and ``tokenize`` of ``transformers``' class).
 
     Args:
-        wordpiece: the WordPiece model applied to each word.
         do_lower_case: lower-case every word.
-        do_basic_tokenize: when False, skip everything but whitespace splitting before WordPiece.
-        never_split: words kept exactly as they are (not lower-cased, not split, not passed to WordPiece).
+        never_split: words kept exactly as they are (not lower-cased, accent-stripped nor split on punctuation).
         tokenize_chinese_chars: put spaces around CJK ideographs so each becomes a word.
         strip_accents: strip accents; ``None`` means "when lower-casing".
-        protected: more words kept whole through cleaning and splitting (the special tokens); unlike
-            ``never_split`` they still go through WordPiece.
+        do_split_on_punc: make each punctuation character a word of its own.
     """
 
     def __init__(
         self,
-        wordpiece: WordPiece,
-        *,
         do_lower_case: bool = True,
-        do_basic_tokenize: bool = True,
         never_split: Iterable[str] | None = None,
         tokenize_chinese_chars: bool = True,
         strip_accents: bool | None = None,
-        protected: Iterable[str] = (),
+        do_split_on_punc: bool = True,
     ):
-        self.wordpiece = wordpiece
         self.do_lower_case = do_lower_case
-        self.do_basic_tokenize = do_basic_tokenize
         self.never_split = set(never_split or ())
         self.tokenize_chinese_chars = tokenize_chinese_chars
         self.strip_accents = strip_accents
-        self._kept_whole = self.never_split | set(protected)
+        self.do_split_on_punc = do_split_on_punc
         self._cleaning = _CleaningTable(tokenize_chinese_chars)
         self._punctuation = _PunctuationSet()
+
+    def tokenize(self, text: str, never_split: Iterable[str] | None = None) -> list[str]:
+        """The words of ``text``; ``never_split`` adds words to keep whole for this call."""
+        kept = self.never_split.union(never_split) if never_split else self.never_split
+        return [part for word in self.clean(text).split() for part in self.split_word(word, kept)]
+
+    def clean(self, text: str) -> str:
+        """Step 1 and the NFC normalisation of step 2."""
+        text = text.translate(self._cleaning)
+        return text if text.isascii() else unicodedata.normalize("NFC", text)
+
+    def normalize_word(self, word: str) -> str:
+        """``word`` lower-cased and accent-stripped as the options say."""
+        if self.do_lower_case:
+            word = word.lower()
+            return word if self.strip_accents is False else strip_accents(word)
+        return strip_accents(word) if self.strip_accents else word
+
+    def split_word(self, word: str, never_split: set[str]) -> list[str]:
+        """Step 3 for one whitespace-free word of cleaned text."""
+        if word in never_split:
+            return [word]
+        word = self.normalize_word(word)
+        if not self.do_split_on_punc or word in never_split:
+            return word.split()  # lower-casing or accent stripping may have produced whitespace
+        punctuation = self._punctuation
+        parts = []
+        start = 0
+        for i, char in enumerate(word):
+            if punctuation[char]:
+                parts += word[start:i].split()
+                parts.append(char)
+                start = i + 1
+        return parts + word[start:].split()
+
+
+class FullTokenizer:
+    """Basic tokenization (when ``basic`` is given) and then WordPiece, as the slow tokenizer runs them; words of
+    ``basic.never_split`` are not word-pieced. The pieces of each word are cached."""
+
+    def __init__(self, basic: BasicTokenizer | None, wordpiece: WordpieceTokenizer):
+        self.basic = basic
+        self.wordpiece = wordpiece
         self._cache: dict[str, list[str]] = {}
 
     def tokenize(self, text: str) -> list[str]:
         """The word pieces of ``text``."""
-        if self.do_basic_tokenize:
-            text = text.translate(self._cleaning)
-            if not text.isascii():
-                text = unicodedata.normalize("NFC", text)
+        if self.basic is not None:
+            text = self.basic.clean(text)
         cache = self._cache
         if len(cache) > _WORD_CACHE_LIMIT:
             cache.clear()
@@ -206,35 +237,10 @@ class BasicTokenizer:
         return pieces
 
     def _tokenize_word(self, word: str) -> list[str]:
-        if not self.do_basic_tokenize:
+        basic = self.basic
+        if basic is None:
             return self.wordpiece.tokenize_word(word)
-        if word not in self._kept_whole:
-            if self.do_lower_case:
-                word = word.lower()
-                if self.strip_accents is not False:
-                    word = strip_accents(word)
-            elif self.strip_accents:
-                word = strip_accents(word)
-        words = [word] if word in self._kept_whole else self._split_on_punctuation(word)
         pieces = []
-        for part in words:
-            for w in part.split():  # lower-casing or accent stripping may have produced whitespace
-                if w in self.never_split:
-                    pieces.append(w)
-                else:
-                    pieces += self.wordpiece.tokenize_word(w)
+        for part in basic.split_word(word, basic.never_split):
+            pieces += [part] if part in basic.never_split else self.wordpiece.tokenize_word(part)
         return pieces
-
-    def _split_on_punctuation(self, word: str) -> list[str]:
-        punctuation = self._punctuation
-        parts = []
-        start = 0
-        for i, char in enumerate(word):
-            if punctuation[char]:
-                if start < i:
-                    parts.append(word[start:i])
-                parts.append(char)
-                start = i + 1
-        if start < len(word):
-            parts.append(word[start:])
-        return parts

@@ -9,8 +9,7 @@ from typing import Any
 
 from .added_tokens import AddedToken, AddedVocabulary
 from .base import DEFAULT_MODEL_MAX_LENGTH, TokenizerBase, _Texts
-from .basic import BasicTokenizer, WordPiece, _CleaningTable, load_vocab
-from .basic import strip_accents as _strip_accents
+from .basic import BasicTokenizer, FullTokenizer, WordpieceTokenizer, load_vocab
 
 
 class SqueezeBertTokenizer(TokenizerBase):
@@ -72,15 +71,19 @@ class SqueezeBertTokenizer(TokenizerBase):
         self.never_split = list(never_split or ())
         self.tokenize_chinese_chars = tokenize_chinese_chars
         self.strip_accents = strip_accents
-        self._basic = BasicTokenizer(
-            WordPiece(self.vocab, unk_token),
-            do_lower_case=do_lower_case,
-            do_basic_tokenize=do_basic_tokenize,
-            never_split=self.never_split,
-            tokenize_chinese_chars=tokenize_chinese_chars,
-            strip_accents=strip_accents,
+        # The building blocks, under transformers' names: basic_tokenizer is None without do_basic_tokenize.
+        self.basic_tokenizer = (
+            BasicTokenizer(
+                do_lower_case=do_lower_case,
+                never_split=self.never_split,
+                tokenize_chinese_chars=tokenize_chinese_chars,
+                strip_accents=strip_accents,
+            )
+            if do_basic_tokenize
+            else None
         )
-        self._cleaning = _CleaningTable(tokenize_chinese_chars)
+        self.wordpiece_tokenizer = WordpieceTokenizer(self.vocab, unk_token)
+        self._full = FullTokenizer(self.basic_tokenizer, self.wordpiece_tokenizer)
         # Added tokens (the special tokens among them) are cut out of the text first, and never tokenized further.
         self._added = AddedVocabulary(self.vocab, self._normalize)
         self._unk_id = None
@@ -90,16 +93,11 @@ class SqueezeBertTokenizer(TokenizerBase):
     def _normalize(self, text: str) -> str:
         """``text`` as normalized added tokens are looked for in it: cleaned, each word (but ``never_split`` ones)
         lower-cased and accent-stripped as the tokenizer does; unchanged without ``do_basic_tokenize``."""
-        if not self.do_basic_tokenize:
+        basic = self.basic_tokenizer
+        if basic is None:
             return text
-        lower = self.do_lower_case
-        strip = self.strip_accents or (self.strip_accents is None and lower)
-        words = text.translate(self._cleaning).split(" ")
-        for i, word in enumerate(words):
-            if word not in self.never_split:
-                word = word.lower() if lower else word
-                words[i] = _strip_accents(word) if strip else word
-        return " ".join(words)
+        words = text.translate(basic._cleaning).split(" ")
+        return " ".join(word if word in basic.never_split else basic.normalize_word(word) for word in words)
 
     def _tokens(self, text: str) -> list[tuple[str, int]]:
         """``(token, id)`` for each token of ``text``: the added tokens found in it, word pieces between them."""
@@ -107,7 +105,7 @@ class SqueezeBertTokenizer(TokenizerBase):
         tokens = []
         for piece, index in self._added.split(text):
             if index is None:
-                tokens += [(token, vocab.get(token, unk)) for token in self._basic.tokenize(piece)]
+                tokens += [(token, vocab.get(token, unk)) for token in self._full.tokenize(piece)]
             else:
                 tokens.append((piece, index))
         return tokens
