@@ -48,7 +48,7 @@ def test_help_lists_the_generated_flags_with_their_defaults() -> None:
     assert result.returncode == 0, result.stderr
     text = " ".join(result.stdout.split())  # argparse wraps lines
     for expected in (
-        "--epochs NUM_EPOCHS passes over the training set (default 3)",
+        "--epochs EPOCHS passes over the training set (default 3)",
         "--learning-rate LEARNING_RATE, --lr LEARNING_RATE peak learning rate (default 5e-05)",
         "--warmup-ratio WARMUP_RATIO fraction of the steps spent warming up (default 0.1)",
         "--no-progress",

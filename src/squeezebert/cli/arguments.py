@@ -105,6 +105,8 @@ def add_dataclass_arguments(
             value_type = type(choices[0])
         if choices is not None:
             options["choices"] = tuple(choices)
+        else:  # named after the flag the user types, not the field (``--epochs EPOCHS``, not ``NUM_EPOCHS``)
+            options["metavar"] = _flag_name(f).lstrip("-").replace("-", "_").upper()
         if container is not None:
             options["nargs"] = "+"
         options["type"] = value_type
