@@ -7,18 +7,12 @@ import json
 from pathlib import Path
 
 import pytest
-from test_training_common import run_squeezebert, sentiment_rows, train, write_config, write_csv, write_tokenizer
+from test_training_common import run_squeezebert, sentiment_workspace, train
 
 
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("cli")
-    return {
-        "root": root,
-        "tokenizer": write_tokenizer(root / "tokenizer"),
-        "config": write_config(root / "config.json"),
-        "train": write_csv(root / "train.csv", sentiment_rows(24, seed=0)),
-    }
+    return sentiment_workspace(tmp_path_factory.mktemp("cli"), train_rows=24)
 
 
 def _argv(ws: dict[str, Path], out: Path, *extra: str) -> list[str]:

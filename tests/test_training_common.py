@@ -81,6 +81,19 @@ def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
     return path
 
 
+def sentiment_workspace(root: Path, train_rows: int, validation_rows: int | None = None) -> dict[str, Path]:
+    """A folder with a word-level tokenizer, a tiny config and sentiment CSVs (``train``, and ``valid`` if asked)."""
+    workspace = {
+        "root": root,
+        "tokenizer": write_tokenizer(root / "tokenizer"),
+        "config": write_config(root / "config.json"),
+        "train": write_csv(root / "train.csv", sentiment_rows(train_rows, seed=0)),
+    }
+    if validation_rows is not None:
+        workspace["valid"] = write_csv(root / "valid.csv", sentiment_rows(validation_rows, seed=1))
+    return workspace
+
+
 def train(argv: list[str]) -> int:
     """Run ``squeezebert train|pretrain ...`` in this process (log lines, no progress bar); returns the exit status."""
     return squeezebert_main([*argv, "--no-progress"])

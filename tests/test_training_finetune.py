@@ -13,13 +13,12 @@ from test_training_common import (
     NEGATIVE,
     POSITIVE,
     max_weight_difference,
-    sentiment_rows,
+    sentiment_workspace,
     train,
     write_config,
     write_conll,
     write_csv,
     write_jsonl,
-    write_tokenizer,
 )
 
 import squeezebert
@@ -28,14 +27,7 @@ from squeezebert.pipelines import pipeline
 
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("finetune")
-    return {
-        "root": root,
-        "tokenizer": write_tokenizer(root / "tokenizer"),
-        "config": write_config(root / "config.json"),
-        "train": write_csv(root / "train.csv", sentiment_rows(96, seed=0)),
-        "valid": write_csv(root / "valid.csv", sentiment_rows(24, seed=1)),
-    }
+    return sentiment_workspace(tmp_path_factory.mktemp("finetune"), train_rows=96, validation_rows=24)
 
 
 def _common(ws: dict[str, Path], out: Path, *extra: str) -> list[str]:
