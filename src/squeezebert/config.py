@@ -70,9 +70,16 @@ class SqueezeBertConfig:
         q_groups, k_groups, v_groups: groups of the query, key and value 1x1 convolutions.
         post_attention_groups: groups of the convolution after attention.
         intermediate_groups, output_groups: groups of the two feed-forward convolutions.
+        bos_token_id, eos_token_id: ids of the begin / end of sequence tokens (``None``: BERT vocabularies have
+            none); only read by ``warn_if_padding_and_no_attention_mask``.
         **kwargs: the common fields (``num_labels``, ``id2label``, ``label2id``, ``problem_type``,
             ``output_attentions``, ``output_hidden_states``, ``return_dict``, ``architectures``, ``dtype`` or its 4.x
-            spelling ``torch_dtype``); any other key is kept and written back by :meth:`to_dict`.
+            spelling ``torch_dtype``, ``chunk_size_feed_forward``, ``name_or_path``); any other key is kept and
+            written back by :meth:`to_dict`.
+
+    ``chunk_size_feed_forward`` (default 0) is accepted, validated and saved, and changes nothing: the engine
+    already runs the feed-forward block in cache-sized chunks at inference (as in ``transformers``, whose
+    SqueezeBERT does not read it either).
     """
 
     model_type = "squeezebert"
@@ -100,6 +107,8 @@ class SqueezeBertConfig:
         post_attention_groups: int = 1,
         intermediate_groups: int = 4,
         output_groups: int = 4,
+        bos_token_id: int | None = None,
+        eos_token_id: int | None = None,
         **kwargs: Any,
     ) -> None:
         self.vocab_size = vocab_size
@@ -122,6 +131,8 @@ class SqueezeBertConfig:
         self.post_attention_groups = post_attention_groups
         self.intermediate_groups = intermediate_groups
         self.output_groups = output_groups
+        self.bos_token_id = bos_token_id
+        self.eos_token_id = eos_token_id
 
         # Common fields shared by every Hugging Face config.
         self.output_attentions: bool = kwargs.pop("output_attentions", False)
@@ -130,6 +141,9 @@ class SqueezeBertConfig:
         self.problem_type: str | None = kwargs.pop("problem_type", None)
         self.architectures: list[str] | None = kwargs.pop("architectures", None)
         self.tie_word_embeddings: bool = kwargs.pop("tie_word_embeddings", True)
+        self.chunk_size_feed_forward: int = kwargs.pop("chunk_size_feed_forward", 0)
+        # Where the config came from (set by the models' from_pretrained); "_name_or_path" is the 4.x file key.
+        self.name_or_path = kwargs.pop("name_or_path", kwargs.pop("_name_or_path", ""))
         torch_dtype = kwargs.pop("torch_dtype", None)
         dtype = kwargs.pop("dtype", None)
         self._dtype: str | None = _dtype_name(dtype if dtype is not None else torch_dtype)
@@ -205,6 +219,15 @@ class SqueezeBertConfig:
         self._dtype = _dtype_name(value)
 
     @property
+    def name_or_path(self) -> str:
+        """The folder or hub repo id the model was loaded from (``""`` when built from a config); not saved."""
+        return self._name_or_path
+
+    @name_or_path.setter
+    def name_or_path(self, value: str | os.PathLike) -> None:
+        self._name_or_path = os.fspath(value)
+
+    @property
     def is_encoder_decoder(self) -> bool:
         """Always ``False``: SqueezeBERT is an encoder."""
         return False
@@ -226,6 +249,9 @@ class SqueezeBertConfig:
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
                 raise ValueError(f"{name} must be a probability in [0, 1), got {value!r}")
+        chunk = self.chunk_size_feed_forward
+        if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 0:
+            raise ValueError(f"chunk_size_feed_forward must be a non-negative integer, got {chunk!r}")
         if self.layer_norm_eps <= 0:
             raise ValueError(f"layer_norm_eps must be positive, got {self.layer_norm_eps!r}")
         if self.hidden_size % self.num_attention_heads:
@@ -352,6 +378,9 @@ _COMMON_DEFAULTS: dict[str, Any] = {
     "problem_type": None,
     "architectures": None,
     "dtype": None,
+    "chunk_size_feed_forward": 0,
+    "bos_token_id": None,
+    "eos_token_id": None,
     "id2label": {"0": "LABEL_0", "1": "LABEL_1"},
     "label2id": {"LABEL_0": 0, "LABEL_1": 1},
 }

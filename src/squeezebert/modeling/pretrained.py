@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 import logging
 import math
@@ -48,13 +49,44 @@ class SqueezeBertPreTrainedModel(nn.Module):
             raise TypeError(f"config must be a SqueezeBertConfig, got {type(config).__name__}")
         super().__init__()
         self.config = config
+        self.name_or_path = config.name_or_path  # the folder or repo id from_pretrained read ("" otherwise)
+
+    @classmethod
+    def _from_config(cls, config: SqueezeBertConfig, **kwargs: Any) -> Any:
+        """Build a model from ``config`` with freshly initialised weights, its parameters created in ``dtype``.
+
+        ``dtype`` (or the 4.x ``torch_dtype``; ``dtype`` wins) defaults to ``config.dtype``; ``None`` is torch's
+        default dtype. As in ``transformers``, ``config.dtype`` is set to the dtype used (the given config object is
+        changed). Other keyword arguments go to the model's constructor.
+        """
+        torch_dtype = kwargs.pop("torch_dtype", None)
+        dtype = kwargs.pop("dtype", None)
+        dtype = dtype if dtype is not None else torch_dtype if torch_dtype is not None else config.dtype
+        if dtype is None:
+            return cls(config, **kwargs)
+        dtype = _resolve_dtype(dtype, {})
+        config.dtype = dtype
+        previous = torch.get_default_dtype()
+        torch.set_default_dtype(dtype)
+        try:
+            return cls(config, **kwargs)
+        finally:
+            torch.set_default_dtype(previous)
 
     # ------------------------------------------------------------------------------------------------------------
     # Initialisation and weight tying
 
     def post_init(self) -> None:
         """Initialise every weight as the reference does, then tie the weights that are shared."""
-        self.apply(self._init_weights)
+        self.init_weights()
+
+    def init_weights(self) -> None:
+        """Initialise the modules not initialised yet (e.g. a head swapped in after construction), then tie the
+        shared weights. Modules initialised before (by construction or an earlier call) keep their weights."""
+        for module in self.modules():
+            if not getattr(module, "_is_initialized", False):
+                self._init_weights(module)
+                module._is_initialized = True
         self.tie_weights()
 
     @torch.no_grad()
@@ -91,6 +123,100 @@ class SqueezeBertPreTrainedModel(nn.Module):
     def get_output_embeddings(self) -> nn.Linear | None:
         """The MLM decoder (tied to the input embeddings), or ``None`` for models without one."""
         return None
+
+    def set_output_embeddings(self, new_embeddings: nn.Module) -> None:
+        """Put ``new_embeddings`` in place of the MLM decoder; the prediction bias becomes its bias, as in
+        ``transformers``. The weights stay untied until :meth:`tie_weights` (called by loading and resizing)."""
+        current = self.get_output_embeddings()
+        if current is None:
+            raise AttributeError(f"{type(self).__name__} has no output embeddings to replace")
+        path = next(name for name, module in self.named_modules() if module is current)
+        parent_name, _, attribute = path.rpartition(".")
+        parent = self.get_submodule(parent_name)
+        for name, parameter in parent.named_parameters(recurse=False):
+            if parameter is current.bias:  # the bias tied to the decoder's follows the new one
+                setattr(parent, name, new_embeddings.bias)
+        setattr(parent, attribute, new_embeddings)
+
+    def enable_input_require_grads(self) -> None:
+        """Make the input embeddings' output require gradients, so that gradients reach the inputs of frozen
+        layers (adapters, gradient checkpointing); :meth:`disable_input_require_grads` undoes it."""
+        self.disable_input_require_grads()
+        hook = self.get_input_embeddings().register_forward_hook(_make_output_require_grad)
+        self._require_grads_hooks = [hook]
+        self._require_grads_hook = hook  # the 4.x attribute
+
+    def disable_input_require_grads(self) -> None:
+        """Remove the hook :meth:`enable_input_require_grads` added (a no-op without one)."""
+        for hook in getattr(self, "_require_grads_hooks", ()):
+            hook.remove()
+        self._require_grads_hooks = []
+        self.__dict__.pop("_require_grads_hook", None)
+
+    def get_memory_footprint(self, return_buffers: bool = True) -> int:
+        """Bytes held by the (distinct) parameters, plus the buffers unless ``return_buffers`` is False."""
+        tensors = [*self.parameters(), *(self.buffers() if return_buffers else ())]
+        return sum(t.nelement() * t.element_size() for t in tensors)
+
+    def warn_if_padding_and_no_attention_mask(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None
+    ) -> None:
+        """Warn (once per process) when ``input_ids`` may be padded, i.e. the first or last column holds
+        ``config.pad_token_id``, and no ``attention_mask`` was given; the padding would then be attended to."""
+        pad = self.config.pad_token_id
+        if attention_mask is not None or pad is None or torch.jit.is_tracing() or torch.compiler.is_compiling():
+            return
+        if not bool((input_ids[:, [0, -1]] == pad).any()):
+            return
+        message = (
+            "input_ids may be padded (pad_token_id appears in the first or last column) and no attention_mask was "
+            "given: padding tokens are attended to; pass the tokenizer's attention_mask."
+        )
+        shared = [
+            f"{name} ({i})"
+            for name in ("bos_token_id", "eos_token_id", "sep_token_id")
+            if (i := getattr(self.config, name, None)) == pad
+        ]
+        if shared:
+            message += f" Ignore this if the input is not padded: pad_token_id is also the {', '.join(shared)}."
+        _warn_once(message)
+
+    # ------------------------------------------------------------------------------------------------------------
+    # Mask helpers of transformers 4.x (gone from 5.x), for code written against them. SqueezeBERT is an encoder:
+    # no causal mask is ever added.
+
+    def get_extended_attention_mask(
+        self,
+        attention_mask: torch.Tensor,
+        input_shape: tuple[int, ...],
+        device: torch.device | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> torch.Tensor:
+        """A ``[batch, seq]`` (or ``[batch, from_seq, to_seq]``) mask of 1 (attend) / 0 (ignore) as the additive
+        mask attention scores take: ``(1 - mask) * finfo(dtype).min``, shaped ``[batch, 1, 1, seq]`` (or
+        ``[batch, 1, from_seq, to_seq]``), in ``dtype`` (the model's by default). ``input_shape`` is only named in
+        errors and ``device`` is unused (the 4.x signature)."""
+        return _additive_mask(attention_mask, self.dtype if dtype is None else dtype, f"input shape {input_shape}")
+
+    def invert_attention_mask(self, encoder_attention_mask: torch.Tensor) -> torch.Tensor:
+        """:meth:`get_extended_attention_mask` of ``encoder_attention_mask`` in the model's dtype."""
+        return _additive_mask(encoder_attention_mask, self.dtype, "encoder_attention_mask")
+
+    def get_head_mask(
+        self, head_mask: torch.Tensor | None, num_hidden_layers: int, is_attention_chunked: bool = False
+    ) -> torch.Tensor | list[None]:
+        """A ``(heads,)`` or ``(layers, heads)`` head mask as the 5-d ``[layers, 1, heads, 1, 1]`` tensor of 4.x, in
+        the model's dtype (``is_attention_chunked`` adds a last dimension); ``None`` gives ``[None] * layers``."""
+        if head_mask is None:
+            return [None] * num_hidden_layers
+        if head_mask.dim() == 1:
+            head_mask = head_mask[None, None, :, None, None].expand(num_hidden_layers, -1, -1, -1, -1)
+        elif head_mask.dim() == 2:
+            head_mask = head_mask[:, None, :, None, None]
+        elif head_mask.dim() != 5:
+            raise ValueError(f"head_mask must have 1, 2 or 5 dimensions, got shape {tuple(head_mask.shape)}")
+        head_mask = head_mask.to(self.dtype)
+        return head_mask.unsqueeze(-1) if is_attention_chunked else head_mask
 
     @classmethod
     def can_generate(cls) -> bool:
@@ -247,6 +373,10 @@ class SqueezeBertPreTrainedModel(nn.Module):
             config = SqueezeBertConfig.from_pretrained(pretrained_model_name_or_path, **hub_kwargs, **kwargs)
         elif kwargs:
             config = SqueezeBertConfig.from_dict(config.to_dict(), **kwargs)
+        else:
+            config = copy.deepcopy(config)  # the caller's config is left as it is
+        if pretrained_model_name_or_path is not None:
+            config.name_or_path = pretrained_model_name_or_path
         if state_dict is None:
             state_dict = hub.load_state_dict(pretrained_model_name_or_path, **hub_kwargs)
         elif not isinstance(state_dict, dict) or not all(isinstance(v, torch.Tensor) for v in state_dict.values()):
@@ -312,6 +442,26 @@ class SqueezeBertPreTrainedModel(nn.Module):
                 tuple(wanted),
             )
         return {"missing_keys": missing, "unexpected_keys": unexpected, "mismatched_keys": mismatched, "error_msgs": []}
+
+
+def _make_output_require_grad(module: nn.Module, inputs: Any, output: torch.Tensor) -> None:
+    output.requires_grad_(True)
+
+
+@functools.cache
+def _warn_once(message: str) -> None:
+    logger.warning(message)
+
+
+def _additive_mask(mask: torch.Tensor, dtype: torch.dtype, what: str) -> torch.Tensor:
+    """``(1 - mask) * finfo(dtype).min`` with a head dimension (and a query one for a 2-d mask) added."""
+    if mask.dim() == 2:
+        mask = mask[:, None, None, :]
+    elif mask.dim() == 3:
+        mask = mask[:, None, :, :]
+    else:
+        raise ValueError(f"attention mask must have 2 or 3 dimensions, got shape {tuple(mask.shape)} ({what})")
+    return (1.0 - mask.to(dtype)) * torch.finfo(dtype).min
 
 
 def _real_device() -> contextlib.AbstractContextManager:
