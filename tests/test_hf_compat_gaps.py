@@ -13,6 +13,7 @@ import transformers
 from support.configs import tiny, tiny_config
 from support.logs import capture_logs
 from support.oracle import oracle_and_ours, randomize_
+from test_pipelines_oracle import assert_same
 from transformers import tokenization_python as hf_python
 from transformers.models.bert import tokenization_bert_legacy as hf_legacy
 
@@ -323,3 +324,59 @@ def test_chunk_size_feed_forward_is_saved_and_changes_nothing(tmp_path):
     for bad in (-1, 1.5, True):
         with pytest.raises(ValueError, match="chunk_size_feed_forward must be a non-negative integer"):
             tiny_config(chunk_size_feed_forward=bad)
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# token-classification: pre-split words
+
+WORD_LISTS = [
+    ["John", "Smithson", "visited", "Washington", "."],
+    ["Mary", "works", "at", "Acme-Corp", "in", "São", "Paulo", "!"],  # punctuation and an accent inside words
+    ["Zürich", "\u2603snowman", "unaffable", "", "x"],  # an unknown token, an empty word
+]
+
+
+@pytest.mark.parametrize("strategy", ["none", "simple", "first", "average", "max"])
+@pytest.mark.parametrize("delimiter", [None, "_", "  "])
+def test_token_classification_split_words_match_hf(checkpoints, strategy, delimiter):
+    folder = checkpoints["ner"]
+    hf = transformers.pipeline("token-classification", model=str(folder))
+    pipe = squeezebert.pipeline("token-classification", model=folder)
+    options = {"aggregation_strategy": strategy, "ignore_labels": [], "is_split_into_words": True}
+    if delimiter is not None:
+        options["delimiter"] = delimiter
+    expected = [hf(words, **options) for words in WORD_LISTS]  # each a list of one result
+    assert_same(pipe(WORD_LISTS, **options), [e for [e] in expected])  # a list of word lists: one result each
+    assert_same(pipe(WORD_LISTS[1], **options), expected[1])  # one list of words: a list of one result
+    assert_same(list(pipe(iter(WORD_LISTS), **options)), [e for [e] in expected])  # any iterable of word lists
+    text = (" " if delimiter is None else delimiter).join(WORD_LISTS[1])
+    if strategy == "none":  # offsets point into the joined words: each token's characters, hand-checked
+        spans = [text[e["start"] : e["end"]] for e in pipe(WORD_LISTS[1], **options)[0]]
+        assert spans == ["Mary", "works", "at", "Ac", "me", "-", "Corp", "in", "São", "Paulo", "!"]
+
+
+def test_token_classification_split_words_errors(checkpoints):
+    folder = checkpoints["ner"]
+    pipe = squeezebert.pipeline("token-classification", model=folder)
+    with pytest.raises(TypeError, match="list of word strings"):
+        pipe([["a", 1]], is_split_into_words=True)
+    with pytest.raises(TypeError, match="list of words or of word lists"):
+        pipe("not split", is_split_into_words=True)
+    with pytest.raises(TypeError, match="delimiter must be a string"):
+        pipe(["a"], is_split_into_words=True, delimiter=1)
+    with pytest.raises(ValueError, match="offset_mapping cannot be given"):
+        pipe(["a"], is_split_into_words=True, offset_mapping=[(0, 0), (0, 1), (0, 0)])
+    slow = squeezebert.pipeline(
+        "token-classification", model=folder, tokenizer=squeezebert.SqueezeBertTokenizer.from_pretrained(folder)
+    )
+    with pytest.raises(ValueError, match="needs a fast tokenizer"):  # as HF
+        slow(["a"], is_split_into_words=True)
+
+
+def test_token_classification_long_split_words_are_windowed(checkpoints):
+    pipe = squeezebert.pipeline("token-classification", model=checkpoints["ner"])
+    words = ["one", "two", "three", "four"] * 200  # far more tokens than one window
+    [tokens] = pipe(words, is_split_into_words=True, ignore_labels=[])
+    text = " ".join(words)
+    assert [text[t["start"] : t["end"]] for t in tokens] == words  # each word once, its characters in the text
+    assert [t["index"] for t in tokens] == list(range(1, len(words) + 1))

@@ -2,11 +2,13 @@
 
 A text longer than the model window is read as overlapping windows (``stride`` tokens shared by neighbours);
 the entities found in each window are merged, keeping the longer (then the more confident) of two overlapping
-ones. Character offsets always point into the original text.
+ones. Character offsets always point into the original text; for pre-split words, into the words joined by the
+delimiter.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, NamedTuple
 
 import torch
@@ -23,6 +25,26 @@ class TextWithOffsets(NamedTuple):
 
     text: str
     offsets: Offsets
+
+
+class SplitWords(NamedTuple):
+    """One pre-split input: its words, the text they make joined by the delimiter, and where each word starts in
+    that text."""
+
+    words: list[str]
+    text: str
+    starts: list[int]
+
+
+def split_words(words: Any, delimiter: str) -> SplitWords:
+    """``words`` (a list of strings) as a :class:`SplitWords`, else a TypeError."""
+    if not isinstance(words, (list, tuple)) or not all(isinstance(word, str) for word in words):
+        raise TypeError("with is_split_into_words=True each input must be a list of word strings")
+    starts, position = [], 0
+    for word in words:
+        starts.append(position)
+        position += len(word) + len(delimiter)
+    return SplitWords(list(words), delimiter.join(words), starts)
 
 
 def check_offsets(offsets: Any) -> Offsets:
@@ -69,6 +91,12 @@ class TokenClassificationPipeline(Pipeline):
         offset_mapping: the ``(start, end)`` characters of each token of the text, special tokens included (one
             list for a single text, one per text for a list of texts); it replaces the tokenizer's offsets and
             lets a slow tokenizer run the ``"none"`` and ``"simple"`` strategies.
+        is_split_into_words: the input is already split into words: a list of strings is one input (its result
+            comes in a list of one, as in ``transformers``), a list of such lists (or any other iterable of them)
+            several. Needs a fast tokenizer. ``start`` / ``end`` then point
+            into the words joined by ``delimiter``, and a word the tokenizer splits further (``"New-York"``) gives
+            several words to the aggregation strategies, as for a text.
+        delimiter: what joins the words into that text (default ``" "``); only read with ``is_split_into_words``.
     """
 
     task = "token-classification"
@@ -78,8 +106,30 @@ class TokenClassificationPipeline(Pipeline):
     def is_single(self, inputs: Any) -> bool:
         return isinstance(inputs, (str, TextWithOffsets))
 
-    def __call__(self, inputs: Any, *, offset_mapping: Any = None, **params: Any) -> Any:
-        """Label the tokens of ``inputs`` (a text or a list of texts)."""
+    def __call__(
+        self,
+        inputs: Any,
+        *,
+        offset_mapping: Any = None,
+        is_split_into_words: bool = False,
+        delimiter: str | None = None,
+        **params: Any,
+    ) -> Any:
+        """Label the tokens of ``inputs`` (a text or a list of texts; pre-split words with
+        ``is_split_into_words``)."""
+        if is_split_into_words:
+            if offset_mapping is not None:
+                raise ValueError("offset_mapping cannot be given with is_split_into_words=True")
+            delimiter = " " if delimiter is None else delimiter
+            if not isinstance(delimiter, str):
+                raise TypeError(f"delimiter must be a string, not {type(delimiter).__name__}")
+            if isinstance(inputs, (list, tuple)) and all(isinstance(word, str) for word in inputs):
+                return super().__call__([split_words(inputs, delimiter)], **params)  # a list of one result, as HF
+            if isinstance(inputs, (list, tuple)):
+                return super().__call__([split_words(words, delimiter) for words in inputs], **params)
+            if isinstance(inputs, str) or not isinstance(inputs, Iterable):
+                raise TypeError("with is_split_into_words=True the input must be a list of words or of word lists")
+            return super().__call__((split_words(words, delimiter) for words in inputs), **params)
         if offset_mapping is None:
             return super().__call__(inputs, **params)
         if isinstance(inputs, str):
@@ -114,6 +164,8 @@ class TokenClassificationPipeline(Pipeline):
         return {"strategy": strategy, "ignore": set(ignore), "stride": stride}
 
     def preprocess(self, item: Any, params: dict[str, Any]) -> list[Row]:
+        if isinstance(item, SplitWords):
+            return self._preprocess_words(item, params)
         text, offsets = item if isinstance(item, TextWithOffsets) else (item, None)
         if offsets is None and not self.tokenizer.is_fast:
             raise ValueError("token-classification needs character offsets: use a fast tokenizer or offset_mapping")
@@ -125,15 +177,12 @@ class TokenClassificationPipeline(Pipeline):
             return_offsets_mapping=self.tokenizer.is_fast,
             return_special_tokens_mask=True,
         )
-        step = self.max_length - 2 - params["stride"]
-        rows = self.rows_of(encoding)
-        for n, row in enumerate(rows):
-            row["special"] = encoding["special_tokens_mask"][n]
-            row["first_index"] = n * step  # index (over the whole text) of the token before the window's first
-            if offsets is None:
+        rows = self._windows(encoding, params)
+        if offsets is None:
+            for n, row in enumerate(rows):
                 row["offsets"] = encoding["offset_mapping"][n]
                 row["word_ids"] = encoding.word_ids(n)
-        if offsets is not None:
+        else:
             tokens = rows[-1]["first_index"] + len(rows[-1]["input_ids"])  # of the whole text, special ones included
             if len(offsets) != tokens:
                 raise ValueError(f"offset_mapping has {len(offsets)} pairs for a text of {tokens} tokens")
@@ -141,12 +190,45 @@ class TokenClassificationPipeline(Pipeline):
                 row["offsets"] = offsets[row["first_index"] : row["first_index"] + len(row["input_ids"])]
         return rows
 
+    def _windows(self, encoding: Any, params: dict[str, Any]) -> list[Row]:
+        """The rows of an encoding's overlapping windows, with their special-token masks and ``first_index``: the
+        index (over the whole input) of the token before the window's first."""
+        step = self.max_length - 2 - params["stride"]
+        rows = self.rows_of(encoding)
+        for n, row in enumerate(rows):
+            row["special"] = encoding["special_tokens_mask"][n]
+            row["first_index"] = n * step
+        return rows
+
+    def _preprocess_words(self, item: SplitWords, params: dict[str, Any]) -> list[Row]:
+        """The rows of pre-split words, their token offsets moved from within each word into ``item.text``.
+
+        The rows carry no word ids: a token continues a word when it has the word-piece ``##`` prefix, so that
+        punctuation inside a given word still makes words of its own, as for a text."""
+        if not self.tokenizer.is_fast:
+            raise ValueError("is_split_into_words=True needs a fast tokenizer (for the character offsets)")
+        encoding = self.encode(
+            item.words,
+            is_split_into_words=True,
+            stride=params["stride"],
+            return_overflowing_tokens=True,
+            return_offsets_mapping=True,
+            return_special_tokens_mask=True,
+        )
+        rows = self._windows(encoding, params)
+        for n, row in enumerate(rows):
+            row["offsets"] = [
+                (start, end) if word is None else (item.starts[word] + start, item.starts[word] + end)
+                for word, (start, end) in zip(encoding.word_ids(n), encoding["offset_mapping"][n], strict=True)
+            ]
+        return rows
+
     def forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {"logits": self.model(**inputs).logits}
 
     def postprocess(self, item: Any, rows: list[Row], outputs: list[dict], params: dict[str, Any]) -> Any:
         strategy, ignore = params["strategy"], params["ignore"]
-        text = item.text if isinstance(item, TextWithOffsets) else item
+        text = item.text if isinstance(item, (TextWithOffsets, SplitWords)) else item
         entities = []
         for row, output in zip(rows, outputs, strict=True):
             scores = output["logits"][: len(row["input_ids"])].softmax(-1)
