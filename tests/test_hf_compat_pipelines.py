@@ -168,7 +168,6 @@ def hf_parameters(pipeline_class: type) -> set[str]:
 
 
 # what HF 5.x accepts and we do not (yet): pre-split words for token-classification
-NOT_SUPPORTED = {"token-classification": {"is_split_into_words", "delimiter"}}
 HF_CLASSES = {
     "feature-extraction": ("mlm", "FeatureExtractionPipeline"),
     "fill-mask": ("mlm", "FillMaskPipeline"),
@@ -183,7 +182,7 @@ def test_call_parameters_cover_hf(checkpoints: Checkpoints, task: str) -> None:
     kind, class_name = HF_CLASSES[task]
     theirs = hf_parameters(getattr(transformers, class_name))
     assert len(theirs) > 2  # the inspection found the task's own parameters
-    missing = theirs - accepted(ours(task, checkpoints[kind])) - NOT_SUPPORTED.get(task, set())
+    missing = theirs - accepted(ours(task, checkpoints[kind]))
     assert not missing, f"{task}: HF accepts {sorted(missing)}, we do not"
 
 
