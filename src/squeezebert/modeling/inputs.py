@@ -12,9 +12,16 @@ def _check_tensor(name: str, value: object) -> None:
         raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
 
 
+def _tracing() -> bool:
+    """Whether this forward pass is being traced (``torch.export``, ``torch.compile``, ``torch.jit.trace``)."""
+    return torch.compiler.is_compiling() or torch.jit.is_tracing()
+
+
 def _check_ids(name: str, ids: torch.Tensor, limit: int, limit_name: str) -> None:
     if ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool:
         raise TypeError(f"{name} must hold integers, got dtype {ids.dtype}")
+    if _tracing():  # the values are symbolic: the eager call checks them, an exported graph cannot
+        return
     if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= limit):
         raise ValueError(
             f"{name} must lie in [0, {limit_name}={limit}), got values in [{int(ids.min())}, {int(ids.max())}]"
@@ -95,9 +102,10 @@ def head_mask_per_layer(head_mask: torch.Tensor | None, config: SqueezeBertConfi
 def additive_mask(attention_mask: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
     """A ``[batch, seq]`` 1/0 mask as an additive ``[batch, 1, 1, seq]`` mask (0 or the dtype's minimum).
 
-    Returns ``None`` when nothing is masked, which lets attention take its fastest kernel.
+    Returns ``None`` when nothing is masked, which lets attention take its fastest kernel; a traced graph (whose
+    mask values are unknown) always builds the mask.
     """
-    if attention_mask is None or bool(attention_mask.all()):
+    if attention_mask is None or (not _tracing() and bool(attention_mask.all())):
         return None
     keep = attention_mask.to(torch.bool)[:, None, None, :]
     return torch.zeros(keep.shape, dtype=dtype, device=keep.device).masked_fill(~keep, torch.finfo(dtype).min)

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import SqueezeBertConfig
+from .inputs import _tracing
 
 # At inference a layer runs on sub-batches of whole sequences of about LAYER_CHUNK_TOKENS tokens, and its
 # feed-forward block on chunks of FFN_CHUNK_ROWS tokens: the (groups, rows, intermediate / groups) activation stays
@@ -93,7 +94,7 @@ def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     if not training or p == 0.0:
         return x
     levels = round(p * 65536)  # dropped words: [-32768, levels - 32768)
-    if not 0 < levels < 65536 or x.device.type != "cpu" or torch.compiler.is_compiling() or torch.jit.is_tracing():
+    if not 0 < levels < 65536 or x.device.type != "cpu" or _tracing():
         return F.dropout(x, p, training)
     with torch.no_grad():
         draws = torch.empty((x.numel() + 3) // 4, dtype=torch.int64).random_(-(2**63), 2**63 - 1)
@@ -305,6 +306,13 @@ class SqueezeBertEmbeddings(nn.Module):
 # Attention
 
 
+def _concat_groups(convs: list[GroupedConv1x1]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The convolutions' group weights and biases side by side: ``(G, in/G, sum out/G)``, ``(G, 1, sum out/G)``."""
+    weight = torch.cat([conv.group_weight() for conv in convs], dim=2)
+    bias = torch.cat([conv.group_bias() for conv in convs], dim=2)
+    return weight, bias
+
+
 class SqueezeBertSelfAttention(nn.Module):
     """Multi-head self-attention whose Q, K and V projections are grouped 1x1 convolutions.
 
@@ -342,14 +350,14 @@ class SqueezeBertSelfAttention(nn.Module):
         convs = [conv for conv in (self.query, self.key, self.value) if isinstance(conv, GroupedConv1x1)]
         if len(convs) != 3:
             raise TypeError("the fused float QKV weights need float projections (quantize_dynamic sets qkv instead)")
+        if _tracing():  # a traced graph concatenates them itself and must not write module state
+            return _concat_groups(convs)
         tensors = [t for conv in convs for t in (conv.weight, conv.bias)]
         cacheable = not (torch.is_grad_enabled() and any(t.requires_grad for t in tensors))
-        cacheable = cacheable and not (torch.compiler.is_compiling() or torch.jit.is_tracing())
         key = tuple((t.data_ptr(), t._version, t.dtype, t.device) for t in tensors) if cacheable else ()
         if cacheable and self._qkv_cache is not None and self._qkv_cache[0] == key:
             return self._qkv_cache[1], self._qkv_cache[2]
-        weight = torch.cat([conv.group_weight() for conv in convs], dim=2)
-        bias = torch.cat([conv.group_bias() for conv in convs], dim=2)
+        weight, bias = _concat_groups(convs)
         self._qkv_cache = (key, weight, bias) if cacheable else None
         return weight, bias
 
@@ -534,9 +542,10 @@ class SqueezeBertLayer(nn.Module):
         output_attentions: bool,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``x`` ``(tokens, C)`` -> ``(tokens, C)`` and the attention weights if asked."""
-        per_chunk = max(1, LAYER_CHUNK_TOKENS // seq)
-        if output_attentions or batch <= per_chunk or not _fast_inference():
+        # static conditions first: a traced graph (never fast inference) must not guard on its symbolic batch size
+        if output_attentions or not _fast_inference() or batch <= max(1, LAYER_CHUNK_TOKENS // seq):
             return self._forward(x, batch, seq, mask, head_mask, output_attentions)
+        per_chunk = max(1, LAYER_CHUNK_TOKENS // seq)
         out = torch.empty_like(x)
         for first in range(0, batch, per_chunk):
             last = min(first + per_chunk, batch)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 import torch
+import torch.utils._pytree as pytree
 
 
 class ModelOutput(Mapping):
@@ -14,7 +15,17 @@ class ModelOutput(Mapping):
 
     ``out.logits``, ``out["logits"]`` and ``out[0]`` all work; only the fields that are not ``None`` count, in
     declaration order, exactly like the tuple returned with ``return_dict=False`` (``out.to_tuple()``).
+    Every subclass is a pytree node (its fields are the children), so ``torch.export`` can return it.
     """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        pytree.register_pytree_node(
+            cls,
+            _flatten_output,
+            lambda values, names: cls(**dict(zip(names, values, strict=True))),
+            serialized_type_name=f"{cls.__module__}.{cls.__qualname__}",
+        )
 
     def _present(self) -> list[tuple[str, Any]]:
         return [(f.name, getattr(self, f.name)) for f in fields(self) if getattr(self, f.name) is not None]
@@ -35,6 +46,11 @@ class ModelOutput(Mapping):
 
     def __len__(self) -> int:
         return len(self._present())
+
+
+def _flatten_output(output: ModelOutput) -> tuple[list[Any], list[str]]:
+    names = [f.name for f in fields(output)]
+    return [getattr(output, name) for name in names], names
 
 
 @dataclass
