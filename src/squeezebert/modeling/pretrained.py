@@ -359,13 +359,17 @@ class SqueezeBertPreTrainedModel(nn.Module):
                 a mismatched key is ``(key, stored shape, model shape)``) and ``"error_msgs"`` (a list).
             ignore_mismatched_sizes: re-initialise weights whose stored shape differs (e.g. a new classifier)
                 instead of raising.
-            **kwargs: hub options (``revision``, ``cache_dir``, ``local_files_only``, ``token``, ``subfolder``)
-                and config overrides (``num_labels=3``, ``output_hidden_states=True``, ...).
+            **kwargs: hub options (``revision``, ``cache_dir``, ``local_files_only``, ``token``, ``subfolder``),
+                ``device_map`` (one device: the model is moved there), ``low_cpu_mem_usage`` (accepted, no effect)
+                and config overrides (``num_labels=3``, ``output_hidden_states=True``, ...). Hugging Face's other
+                loading options (``variant``, ``quantization_config``, offloading, ...) are a ValueError, not a
+                config field.
 
         The model is returned in eval mode. Inside ``with torch.device("meta"):`` it is still built and loaded on
         the CPU: a model on the meta device holds no weights to load into.
         """
         torch_dtype = kwargs.pop("dtype", torch_dtype)
+        device = _device_from_loading_options(kwargs)
         hub_kwargs = {k: kwargs.pop(k) for k in HUB_KWARGS if k in kwargs}
         if pretrained_model_name_or_path is None and (config is None or state_dict is None):
             raise ValueError("pretrained_model_name_or_path may be None only when both config and state_dict are given")
@@ -387,6 +391,8 @@ class SqueezeBertPreTrainedModel(nn.Module):
             model = cls(config)
             info = model._load_checkpoint(state_dict, ignore_mismatched_sizes)
             model.to(dtype)
+        if device is not None:
+            model.to(device)
         model.eval()
         return (model, info) if output_loading_info else model
 
@@ -462,6 +468,36 @@ def _additive_mask(mask: torch.Tensor, dtype: torch.dtype, what: str) -> torch.T
     else:
         raise ValueError(f"attention mask must have 2 or 3 dimensions, got shape {tuple(mask.shape)} ({what})")
     return (1.0 - mask.to(dtype)) * torch.finfo(dtype).min
+
+
+# Hugging Face loading options that squeezebert does not implement, and why.
+_UNSUPPORTED_LOADING_OPTIONS = {
+    "variant": "there are no variant weight files (model.<variant>.safetensors)",
+    "quantization_config": "quantize after loading with squeezebert.quantize_dynamic",
+    "max_memory": "a model is loaded on one device",
+    "offload_folder": "a model is loaded on one device",
+    "offload_state_dict": "a model is loaded on one device",
+    "tp_plan": "tensor parallelism is not supported",
+    "attn_implementation": "the engine picks the attention path itself",
+}
+
+
+def _device_from_loading_options(kwargs: dict[str, Any]) -> torch.device | None:
+    """Take Hugging Face's loading options out of ``kwargs`` (so they never become config fields); return the
+    device ``device_map`` names, if any."""
+    from ..devices import resolve_device
+
+    for name, why in _UNSUPPORTED_LOADING_OPTIONS.items():
+        if kwargs.get(name) is not None:
+            raise ValueError(f"from_pretrained does not support {name}=: {why}")
+        kwargs.pop(name, None)
+    kwargs.pop("low_cpu_mem_usage", None)  # loading already holds one copy of the weights at a time
+    device_map = kwargs.pop("device_map", None)
+    if device_map is None:
+        return None
+    if isinstance(device_map, dict) or device_map in ("auto", "balanced", "balanced_low_0", "sequential"):
+        raise ValueError(f"device_map={device_map!r}: a model is loaded on one device; pass that device")
+    return resolve_device(device_map)
 
 
 def _real_device() -> contextlib.AbstractContextManager:
