@@ -260,6 +260,20 @@ def test_warn_if_padding_and_no_attention_mask(monkeypatch, ids, mask, pad, sep)
     assert all(("sep_token_id (3)" in r.getMessage()) == (sep is not None) for r in records)
 
 
+def test_the_forward_pass_warns_about_padding_without_a_mask():
+    """As HF's SqueezeBertModel.forward: padded ids without an attention_mask warn once; with the mask they do not."""
+    model = squeezebert.SqueezeBertModel(tiny_config(pad_token_id=0)).eval()
+    pretrained._warn_once.cache_clear()
+    with capture_logs() as records:
+        model(input_ids=torch.tensor([[2, 5, 0]]), attention_mask=torch.tensor([[1, 1, 0]]))
+        model(input_ids=torch.tensor([[2, 5, 6]]))
+    assert records == []
+    with capture_logs() as records:
+        model(input_ids=torch.tensor([[2, 5, 0]]))
+        model(input_ids=torch.tensor([[2, 5, 0]]))
+    assert len(records) == 1 and "attention_mask" in records[0].getMessage()
+
+
 # The 4.x mask helpers (transformers 5 removed them): hand-derived values.
 def test_extended_attention_mask_and_inverted_mask():
     model = squeezebert.SqueezeBertModel(tiny_config())

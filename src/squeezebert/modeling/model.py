@@ -122,6 +122,8 @@ class SqueezeBertModel(SqueezeBertPreTrainedModel):
         output_hidden_states = config.output_hidden_states if output_hidden_states is None else output_hidden_states
         return_dict = config.return_dict if return_dict is None else return_dict
         validate_inputs(config, input_ids, inputs_embeds, attention_mask, token_type_ids, position_ids)
+        if input_ids is not None:
+            self.warn_if_padding_and_no_attention_mask(input_ids, attention_mask)
         head_mask = head_mask_per_layer(head_mask, config)
 
         embeddings = self.embeddings(input_ids, token_type_ids, position_ids, inputs_embeds)
