@@ -46,7 +46,7 @@ save_torch = checkpoint._save_torch
 
 
 def save_then_die(obj, path):
-    if kill_in_checkpoint and f".checkpoint-{kill_in_checkpoint}-" in str(path) and path.name == checkpoint.STATE_FILE:
+    if kill_in_checkpoint and f".checkpoint-{kill_in_checkpoint}." in str(path) and path.name == checkpoint.STATE_FILE:
         with open(path, "wb") as f:  # a torn, half-written file
             f.write(b"PK\\x03\\x04 half written")
             f.flush()
@@ -152,11 +152,11 @@ def test_kill_during_a_checkpoint_write_keeps_the_previous_one(setup: dict[str, 
     out = setup["root"] / "torn"
     _killed_run(setup, out, KILL_IN_CHECKPOINT="6")
     folder = out / "checkpoints"
-    assert list(folder.glob(".checkpoint-6-*.tmp")), "the torn checkpoint should be a hidden temporary folder"
+    assert list(folder.glob(".checkpoint-6.*.partial")), "the torn checkpoint should be a hidden temporary folder"
     assert not (folder / "checkpoint-6").exists()
     latest = checkpoint.latest_checkpoint(folder)
     assert latest is not None and latest.name == "checkpoint-3"
-    assert not list(folder.glob(".checkpoint-*.tmp"))  # cleaned up when looking for the latest one
+    assert not list(folder.glob(".checkpoint-*.partial"))  # cleaned up when looking for the latest one
     model_state, training_state, trainer_state = checkpoint.load_checkpoint(latest)
     assert trainer_state["global_step"] == 3 and trainer_state["step_in_epoch"] == 3
     assert training_state["optimizer"]["state"] and model_state

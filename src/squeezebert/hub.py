@@ -281,6 +281,19 @@ def current_umask() -> int:
     return mask
 
 
+def staging_dir(target: str | os.PathLike) -> Path:
+    """A new hidden folder beside ``target`` in which to assemble files before renaming them into place.
+
+    Its mode is ``0o777 & ~umask``, as ``os.mkdir`` would give (``tempfile.mkdtemp`` gives 0700, which would hide
+    the renamed folder from the other users of a shared one). The caller removes it on failure.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
+    os.chmod(staging, 0o777 & ~current_umask())
+    return staging
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
     """Open a temporary file beside ``path``; on success fsync it and rename it over ``path``.

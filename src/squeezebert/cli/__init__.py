@@ -1,11 +1,11 @@
 """The ``squeezebert`` command: a thin layer over the library's typed calls.
 
-Each subcommand is a :class:`~squeezebert.cli.command.Command` from one of three modules: the pipelines
-(``fill-mask`` ... ``embed``), the tools (``info``, ``bench``, ``convert-bert``) and training (``train``,
-``pretrain``). :func:`main` builds the parser from that table and runs the command. Mistakes of the user (a
-:class:`UserError`, or a ``ValueError`` / ``OSError`` raised by the library on bad arguments, files or model
-names) print one line and exit with status 2; ``--debug`` shows their traceback instead. Anything else is a bug
-and keeps its traceback.
+Each subcommand is a :class:`~squeezebert.cli.command.Command` from one of four modules: the pipelines
+(``fill-mask`` ... ``embed``), the tools (``info``, ``bench``, ``convert-bert``), training (``train``,
+``pretrain``) and ``export``. :func:`main` builds the parser from that table and runs the command. Mistakes of the
+user (a :class:`UserError`, a ``ValueError`` / ``OSError`` raised by the library on bad arguments, files or model
+names, a missing optional extra) print one line and exit with status 2; ``--debug`` shows their traceback instead.
+Anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ import os
 import sys
 from importlib.metadata import PackageNotFoundError, version
 
-from .command import Command, UserError
+from ..extras import MissingExtraError
+from .command import Command, UserError, add_debug_flag
 
 __all__ = ["Command", "UserError", "build_parser", "main"]
 
@@ -24,11 +25,12 @@ USER_ERROR = 2
 
 def commands() -> tuple[Command, ...]:
     """Every subcommand, in the order ``squeezebert --help`` lists them."""
+    from .export_commands import COMMANDS as EXPORT_COMMANDS
     from .pipeline_commands import COMMANDS as PIPELINE_COMMANDS
     from .tool_commands import COMMANDS as TOOL_COMMANDS
     from .training_commands import COMMANDS as TRAINING_COMMANDS
 
-    return (*PIPELINE_COMMANDS, *TOOL_COMMANDS, *TRAINING_COMMANDS)
+    return (*PIPELINE_COMMANDS, *TOOL_COMMANDS, *TRAINING_COMMANDS, *EXPORT_COMMANDS)
 
 
 def package_version() -> str:
@@ -46,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="command")
     for command in commands():
         sub = subparsers.add_parser(command.name, help=command.help, description=command.description or command.help)
-        sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show the traceback of errors")
+        add_debug_flag(sub)
         command.add_arguments(sub)
         sub.set_defaults(run=command.run)
     return parser
@@ -71,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except KeyboardInterrupt:
         return 130
-    except (UserError, ValueError, OSError) as err:
+    except (UserError, ValueError, OSError, MissingExtraError) as err:
         if args.debug:
             raise
         print(f"squeezebert {args.command}: error: {_one_line(err)}", file=sys.stderr)

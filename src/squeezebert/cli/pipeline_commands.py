@@ -358,6 +358,12 @@ def add_common_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", "-m", help="model folder or hub id")
     p.add_argument("--batch-size", type=int, default=8, help="sequences per forward pass (default 8)")
     p.add_argument("--int8", action="store_true", help="run the int8 dynamically-quantised model (CPU)")
+    p.add_argument(
+        "--backend",
+        default="torch",
+        choices=("torch", "onnx"),
+        help="torch (default), or onnx: run a folder written by `squeezebert export` in ONNX Runtime (CPU)",
+    )
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default cpu)")
     p.add_argument("--max-length", type=int, help="tokens per sequence (default: the model's window)")
     p.add_argument("--top-k", type=int, help="how many results per input")
@@ -381,6 +387,7 @@ def run_pipeline(spec: PipelineCommand, args: argparse.Namespace) -> int:
         device=args.device,
         batch_size=args.batch_size,
         int8=args.int8,
+        backend=args.backend,
         progress=False if args.no_progress else None,
         max_length=args.max_length,
     )

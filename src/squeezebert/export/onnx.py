@@ -15,7 +15,6 @@ from __future__ import annotations
 import copy
 import os
 import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +24,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import hub
 from ..config import SqueezeBertConfig
+from ..extras import MissingExtraError
 from ..modeling import (
     SqueezeBertForMaskedLM,
     SqueezeBertForMultipleChoice,
@@ -62,7 +63,7 @@ TASK_SYNONYMS = {
 }
 
 
-class MissingOnnxExtraError(ImportError):
+class MissingOnnxExtraError(MissingExtraError):
     """onnx, onnxruntime or onnxscript is not installed."""
 
 
@@ -373,8 +374,8 @@ def _check_out_dir(out_dir: Path, overwrite: bool) -> None:
         raise ValueError(f"out_dir {os.fspath(out_dir)!r} is a file, not a folder")
     if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
         raise ValueError(
-            f"out_dir {os.fspath(out_dir)!r} is not empty; pass overwrite=True to write into it (files of the same "
-            "name are replaced, others are kept)"
+            f"out_dir {os.fspath(out_dir)!r} is not empty; pass overwrite=True (--overwrite) to write into it "
+            "(files of the same name are replaced, others are kept)"
         )
 
 
@@ -395,8 +396,7 @@ def _move_into(staging: Path, out_dir: Path) -> None:
 def _write_folder(out_dir: Path, write: Callable[[Path], None]) -> list[str]:
     """Run ``write`` on a staging folder beside ``out_dir``, then move its files into place; on any error the
     staging folder is removed and ``out_dir`` is left as it was. Returns the files written (relative paths)."""
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial", dir=out_dir.parent))
+    staging = hub.staging_dir(out_dir)
     try:
         write(staging)
         files = sorted(p.relative_to(staging).as_posix() for p in staging.rglob("*") if p.is_file())

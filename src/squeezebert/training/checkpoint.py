@@ -15,7 +15,6 @@ import os
 import random
 import re
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -83,9 +82,8 @@ def save_checkpoint(
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     name = f"checkpoint-{step}"
-    staging = Path(tempfile.mkdtemp(prefix=f".{name}-", suffix=".tmp", dir=root))
+    staging = hub.staging_dir(root / name)
     try:
-        os.chmod(staging, 0o777 & ~hub.current_umask())  # mkdtemp's 0700 would hide the run from the other users
         _save_torch({k: v.detach().cpu() for k, v in model_state.items()}, staging / MODEL_FILE)
         _save_torch(training_state, staging / STATE_FILE)
         hub.write_json(staging / TRAINER_STATE_FILE, trainer_state)  # written last: its presence marks completion
@@ -133,7 +131,7 @@ def latest_checkpoint(root: str | os.PathLike) -> Path | None:
     root = Path(root)
     if not root.is_dir():
         return None
-    for leftover in root.glob(".checkpoint-*.tmp"):
+    for leftover in (*root.glob(".checkpoint-*.partial"), *root.glob(".checkpoint-*-old.tmp")):
         shutil.rmtree(leftover, ignore_errors=True)
     pointer = root / LATEST
     if pointer.is_file():
