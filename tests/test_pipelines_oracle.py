@@ -10,13 +10,13 @@ import functools
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import transformers
 from support.checkpoints import Checkpoints
+from support.venvs import oracle_python
 
 import squeezebert
 
@@ -24,9 +24,6 @@ transformers.logging.set_verbosity_error()
 transformers.logging.disable_progress_bar()
 
 ATOL = 1e-4
-REPO_ROOT = Path(__file__).resolve().parent.parent
-HF457_VENV = REPO_ROOT / ".cache" / "hf457-venv"
-REQUIREMENTS = (("torch", "2.13.0"), ("transformers", "4.57.6"))
 
 LONG_TEXT = (
     "John Smith flew from Washington to Paris with Mary Jones. Later, Acme Corporation hired Peter Parker, "
@@ -208,36 +205,10 @@ json.dump(out, sys.stdout)
 """
 
 
-def _venv_python() -> Path:
-    return HF457_VENV / "bin" / "python"
-
-
-def _venv_works() -> bool:
-    """The environment is complete when pip recorded both packages (importing them takes long)."""
-    site = list(HF457_VENV.glob("lib/python*/site-packages"))
-    return (
-        _venv_python().is_file()
-        and bool(site)
-        and all(list(site[0].glob(f"{name}-{version}*.dist-info")) for name, version in REQUIREMENTS)
-    )
-
-
 @pytest.fixture(scope="session")
 def hf457_python() -> Path:
     """The Python of a virtual environment with transformers 4.57.6 (built once into .cache/hf457-venv)."""
-    if not _venv_works():
-        pip = [str(HF457_VENV / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-        steps = [[sys.executable, "-m", "venv", str(HF457_VENV)]]
-        steps += [[*pip, f"{name}=={version}"] for name, version in REQUIREMENTS]  # torch first: the CPU wheel
-        for step in steps:
-            done = subprocess.run(step, capture_output=True, text=True, timeout=1500)
-            if done.returncode != 0:
-                pytest.skip(
-                    f"cannot build the transformers 4.57.6 environment ({' '.join(step[-2:])}): {done.stderr[-500:]}"
-                )
-        if not _venv_works():
-            pytest.skip("the transformers 4.57.6 environment does not import")
-    return _venv_python()
+    return oracle_python("hf457-venv", ("transformers==4.57.6",))
 
 
 def test_question_answering(checkpoints: Checkpoints, hf457_python: Path) -> None:

@@ -324,7 +324,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
         raise
 
 
-def write_json(path: str | os.PathLike, data: dict[str, Any]) -> None:
+def write_json(path: str | os.PathLike, data: dict[str, Any] | list[Any]) -> None:
     """Write ``data`` as indented, key-sorted JSON, atomically."""
     with atomic_write(path) as f:
         f.write(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n")

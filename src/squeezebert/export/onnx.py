@@ -38,6 +38,7 @@ from ..modeling import (
 )
 from ..modeling.layers import GroupedConv1x1, SqueezeBertLayer, from_groups
 from .program import INPUT_NAMES, dynamic_shapes, example_inputs
+from .sentence_transformers import write_sentence_transformers_files
 
 ONNX_EXTRA_HINT = "ONNX export needs the onnx extra: pip install 'squeezebert[onnx]'"
 MIN_OPSET = 17  # LayerNormalization
@@ -427,9 +428,12 @@ def to_onnx(
     """Export ``model`` to ONNX in ``out_dir`` and check the result in ONNX Runtime.
 
     ``out_dir`` gets ``config.json``, the tokenizer files and ``onnx/model.onnx`` (with ``int8`` also
-    ``onnx/model_qint8_avx512_vnni.onnx``). The graph takes int64 ``input_ids``, ``attention_mask`` and
-    ``token_type_ids`` of shape ``[batch_size, sequence_length]`` (``[batch_size, num_choices, sequence_length]``
-    for multiple choice) and returns the task's outputs, named as Hugging Face Optimum names them.
+    ``onnx/model_qint8_avx512_vnni.onnx``); a sentence-embedding export also gets the sentence-transformers files
+    (``modules.json``, ``sentence_bert_config.json``, ``1_Pooling/config.json``), so that
+    ``SentenceTransformer(out_dir, backend="onnx")`` loads it. The graph takes int64 ``input_ids``,
+    ``attention_mask`` and ``token_type_ids`` of shape ``[batch_size, sequence_length]`` (``[batch_size,
+    num_choices, sequence_length]`` for multiple choice) and returns the task's outputs, named as Hugging Face
+    Optimum names them.
 
     Args:
         model: a folder, a hub id, or a SqueezeBERT model object.
@@ -487,9 +491,13 @@ def to_onnx(
             )
         if int8:
             _write_int8(staging, graph, kinds, tuple(keep_float), sample, expected, report, min_cosine)
-        exported.config.save_pretrained(staging)
+        config = exported.config
+        config.save_pretrained(staging)
         if tokenizer is not None:
             tokenizer.save_pretrained(staging)
+        if task == "sentence-embedding":
+            window = min(config.max_position_embeddings, getattr(tokenizer, "model_max_length", None) or 10**9)
+            write_sentence_transformers_files(staging, config.hidden_size, window)
 
     report.files = _write_folder(out_dir, write)
     return report
