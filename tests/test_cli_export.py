@@ -77,3 +77,16 @@ def test_export_onnx_without_the_extra(checkpoints: Checkpoints, tmp_path: Path)
     )
     assert_user_error(done, "pip install 'squeezebert[onnx]'")
     assert not (tmp_path / "out").exists()
+
+
+def test_export_executorch_writes_a_checked_program(checkpoints: Checkpoints, tmp_path: Path) -> None:
+    pytest.importorskip("executorch")
+    out = tmp_path / "sentiment.pte"
+    done = run(["export", "executorch", str(checkpoints["sentiment"]), str(out), "--max-length", "32"])
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "sequence length dynamic, 1 to 32" in done.stdout and "delegated to XNNPACK" in done.stdout
+    assert out.stat().st_size > 0 and [p.name for p in tmp_path.iterdir()] == ["sentiment.pte"]
+    assert_user_error(
+        run(["export", "executorch", str(checkpoints["sentiment"]), str(tmp_path / "x.pte"), "--task", "qa"]),
+        "task 'qa'",
+    )
