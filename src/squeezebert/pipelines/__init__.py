@@ -3,6 +3,10 @@
 >>> from squeezebert import pipeline
 >>> fill = pipeline("fill-mask", model="squeezebert/squeezebert-uncased")
 >>> fill("The capital of France is [MASK].")[0]["token_str"]
+
+A folder exported with :func:`squeezebert.export.to_onnx` runs in ONNX Runtime with ``backend="onnx"``:
+
+>>> fill = pipeline("fill-mask", model="squeezebert-onnx/", backend="onnx")
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ def pipeline(
     device: str | int | torch.device = "cpu",
     batch_size: int = 8,
     int8: bool = False,
+    backend: str = "torch",
     **kwargs: Any,
 ) -> Pipeline:
     """Build the pipeline of ``task``.
@@ -62,7 +67,9 @@ def pipeline(
         tokenizer: a tokenizer or its folder / hub id; by default the one saved with ``model``.
         device: where the model runs (``"cpu"``, ``"cuda"``, a GPU index...).
         batch_size: sequences per forward pass (a call can override it: ``pipe(texts, batch_size=32)``).
-        int8: run a dynamically int8-quantised model (CPU).
+        int8: run a dynamically int8-quantised model (CPU); with ``backend="onnx"``, the folder's int8 graph.
+        backend: ``"torch"`` (PyTorch) or ``"onnx"``: run a folder written by :func:`squeezebert.export.to_onnx`
+            with ONNX Runtime on the CPU (``model`` is then that folder; needs ``squeezebert[onnx]``).
         **kwargs: ``progress``, ``max_length``, ``num_workers`` (accepted for Hugging Face compatibility, ignored),
             and default call parameters of the task (e.g. ``top_k=3``).
     """
@@ -75,7 +82,9 @@ def pipeline(
         if name not in DEFAULT_MODELS:
             raise ValueError(f"there is no default SqueezeBERT checkpoint for {name}: pass model=<folder or hub id>")
         model = DEFAULT_MODELS[name]
-    return PIPELINE_CLASSES[name](model, tokenizer, device=device, batch_size=batch_size, int8=int8, **kwargs)
+    return PIPELINE_CLASSES[name](
+        model, tokenizer, device=device, batch_size=batch_size, int8=int8, backend=backend, **kwargs
+    )
 
 
 __all__ = [

@@ -1,10 +1,13 @@
-"""What every pipeline shares: loading the model and tokenizer, the device, int8, and the batched run loop.
+"""What every pipeline shares: loading the model and tokenizer, the device, int8, the backend, and the batched run
+loop.
 
 A task pipeline says three things and nothing else:
 
 - :meth:`Pipeline.preprocess` turns one input into one or more *rows* (a row is one model input sequence: a text,
   one window of a long text, one (premise, hypothesis) pair, one (prompt, choice) pair...);
-- :meth:`Pipeline.forward` runs the model on a padded batch of rows;
+- :meth:`Pipeline.forward` runs the model on a padded batch of rows, through :attr:`Pipeline.runner`: named input
+  tensors in, named output tensors out, whichever backend runs the model (:class:`TorchRunner` for PyTorch,
+  :class:`OnnxRunner` for a folder exported with :func:`squeezebert.export.to_onnx`);
 - :meth:`Pipeline.postprocess` turns the rows of one input and their outputs into that input's result.
 
 :meth:`Pipeline.__call__` does the rest: it takes one input or many (a list, a generator, a dataset), sorts the
@@ -23,6 +26,7 @@ from typing import Any
 
 import torch
 
+from ..config import SqueezeBertConfig
 from ..devices import resolve_device
 from ..modeling import SqueezeBertModel, SqueezeBertPreTrainedModel
 from ..tokenization import AutoTokenizer
@@ -36,6 +40,7 @@ LIST_CHUNK = 1024  # inputs of a list are sorted by length this many at a time
 PROGRESS_MIN_INPUTS = 64  # inputs shorter than this never show a progress bar
 # tokenizer options a text-classification call passes through, as Hugging Face's does
 TOKENIZER_OPTIONS = ("truncation", "max_length", "padding", "pad_to_multiple_of", "add_special_tokens")
+BACKENDS = ("torch", "onnx")
 
 
 class _DropUnusedWeightsWarning(logging.Filter):
@@ -74,6 +79,81 @@ def int8_model(model: torch.nn.Module) -> torch.nn.Module:
     return quantize_dynamic(model)
 
 
+# ----------------------------------------------------------------------------------------------------------------
+# Runners: the model as one call from named input tensors to named output tensors
+
+
+class TorchRunner:
+    """Runs a PyTorch SqueezeBERT model: ``runner(inputs)`` is the model's output tensors by name (``logits``,
+    ``last_hidden_state``...).
+
+    Attributes:
+        model: the PyTorch model.
+        config: its configuration.
+    """
+
+    def __init__(self, model: SqueezeBertPreTrainedModel) -> None:
+        self.model = model
+        self.config = model.config
+
+    def __call__(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {name: value for name, value in self.model(**inputs).items() if isinstance(value, torch.Tensor)}
+
+
+def exported_task(session: Any, config: SqueezeBertConfig) -> str:
+    """The :func:`squeezebert.export.to_onnx` task an ONNX Runtime session's graph was exported for, read from its
+    inputs' and outputs' names and shapes (an export records its task nowhere else)."""
+    outputs = {output.name: output.shape for output in session.get_outputs()}
+    if len(session.get_inputs()[0].shape) == 3:
+        return "multiple-choice"
+    if "start_logits" in outputs:
+        return "question-answering"
+    if "sentence_embedding" in outputs:
+        return "sentence-embedding"
+    if "last_hidden_state" in outputs:
+        return "feature-extraction"
+    if len(outputs["logits"]) == 2:
+        return "text-classification"
+    return "fill-mask" if outputs["logits"][-1] == config.vocab_size else "token-classification"
+
+
+class OnnxRunner:
+    """Runs a folder written by :func:`squeezebert.export.to_onnx` in ONNX Runtime (CPU provider):
+    ``runner(inputs)`` feeds the graph its named inputs and returns its outputs by name, as torch tensors.
+
+    Args:
+        folder: the exported folder (``config.json`` and ``onnx/model.onnx``).
+        int8: run ``onnx/model_qint8_avx512_vnni.onnx`` (written by ``to_onnx(..., int8=True)``) instead.
+
+    Attributes:
+        model: the ``onnxruntime.InferenceSession``.
+        config: the folder's configuration.
+        task: the task the folder was exported for (see :func:`exported_task`).
+    """
+
+    def __init__(self, folder: str | os.PathLike, int8: bool = False) -> None:
+        from ..export.onnx import load_onnx_session
+
+        self.model = load_onnx_session(folder, int8=int8)
+        self.config = SqueezeBertConfig.from_pretrained(folder)
+        self.task = exported_task(self.model, self.config)
+        self.input_names = [graph_input.name for graph_input in self.model.get_inputs()]
+        self.output_names = [output.name for output in self.model.get_outputs()]
+
+    def __call__(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        feeds = {name: inputs[name].cpu().numpy() for name in self.input_names}
+        values = self.model.run(self.output_names, feeds)
+        return {name: torch.from_numpy(value) for name, value in zip(self.output_names, values, strict=True)}
+
+
+def export_tasks_for(model_class: type[SqueezeBertPreTrainedModel]) -> list[str]:
+    """The :func:`squeezebert.export.to_onnx` tasks whose graphs give what a pipeline on ``model_class`` needs: the
+    head's own task, or for the bare encoder the feature tasks."""
+    from ..export.onnx import TASKS
+
+    return [task for task, (head, _) in TASKS.items() if (head or SqueezeBertModel) is model_class]
+
+
 class Pipeline:
     """Base class of the task pipelines; build them with :func:`squeezebert.pipeline`.
 
@@ -84,7 +164,12 @@ class Pipeline:
         batch_size: how many rows (sequences) one forward pass takes; a call can override it.
         num_workers: accepted for Hugging Face compatibility and ignored (inputs are tokenized in the calling
             thread).
-        int8: run a dynamically int8-quantised copy of the model (CPU only).
+        int8: run a dynamically int8-quantised copy of the model (CPU only); with ``backend="onnx"``, the folder's
+            int8 graph ``onnx/model_qint8_avx512_vnni.onnx``.
+        backend: ``"torch"`` (PyTorch) or ``"onnx"``: ``model`` is then a folder written by
+            :func:`squeezebert.export.to_onnx` (``squeezebert export``) for a task that serves this pipeline, run
+            by ONNX Runtime on the CPU (needs ``pip install 'squeezebert[onnx]'``). The tokenizer and
+            ``config.json`` come from the folder.
         progress: show a tqdm progress bar; ``None`` shows one for long inputs when stderr is a terminal.
         max_length: the longest row in tokens; by default the model's window (``max_position_embeddings``,
             capped by the tokenizer's ``model_max_length``).
@@ -104,12 +189,18 @@ class Pipeline:
         batch_size: int = 8,
         num_workers: int | None = None,
         int8: bool = False,
+        backend: str = "torch",
         progress: bool | None = None,
         max_length: int | None = None,
         **defaults: Any,
     ) -> None:
         check_batch_options(batch_size, num_workers)
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
         self.device = resolve_device(device)
+        self.backend = backend
+        self.runner = self._onnx_runner(model, int8) if backend == "onnx" else self._torch_runner(model, int8)
+        self.model = self.runner.model  # the PyTorch model, or the ONNX Runtime session
         if tokenizer is None:
             if not isinstance(model, (str, os.PathLike)):
                 raise ValueError("tokenizer is required when model is a model object (pass a tokenizer or its folder)")
@@ -117,20 +208,39 @@ class Pipeline:
         if isinstance(tokenizer, (str, os.PathLike)):
             tokenizer = AutoTokenizer.from_pretrained(tokenizer)
         self.tokenizer = tokenizer
-        self.model = load_model(model, self.model_class).eval()
-        if int8:
-            if self.device.type != "cpu":
-                raise ValueError(f"int8=True runs on the CPU only, not on device={str(self.device)!r}")
-            self.model = int8_model(self.model)
-        self.model.to(self.device)
         self.batch_size = batch_size
         self.progress = progress
         self.max_length = self._window(max_length)
         self.defaults = self._check_params(defaults)
 
+    def _torch_runner(self, model: Any, int8: bool) -> TorchRunner:
+        loaded = load_model(model, self.model_class).eval()
+        if int8:
+            if self.device.type != "cpu":
+                raise ValueError(f"int8=True runs on the CPU only, not on device={str(self.device)!r}")
+            loaded = int8_model(loaded)
+        return TorchRunner(loaded.to(self.device))
+
+    def _onnx_runner(self, model: Any, int8: bool) -> OnnxRunner:
+        if not isinstance(model, (str, os.PathLike)):
+            raise TypeError(
+                "with backend='onnx', model must be a folder written by squeezebert.export.to_onnx, not a "
+                f"{type(model).__name__}"
+            )
+        if self.device.type != "cpu":
+            raise ValueError(f"backend='onnx' runs on the CPU only, not on device={str(self.device)!r}")
+        runner = OnnxRunner(model, int8=int8)
+        served = export_tasks_for(self.model_class)
+        if runner.task not in served:
+            raise ValueError(
+                f"{os.fspath(model)!r} was exported for {runner.task!r}; the {self.task} pipeline needs an export "
+                f"for {' or '.join(repr(task) for task in served)} (squeezebert.export.to_onnx(..., task=...))"
+            )
+        return runner
+
     @property
     def config(self) -> Any:
-        return self.model.config
+        return self.runner.config
 
     def _window(self, max_length: int | None) -> int:
         limit = self.config.max_position_embeddings
@@ -156,7 +266,10 @@ class Pipeline:
         return params
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(task={self.task!r}, device={str(self.device)!r}, batch_size={self.batch_size})"
+        return (
+            f"{type(self).__name__}(task={self.task!r}, backend={self.backend!r}, device={str(self.device)!r}, "
+            f"batch_size={self.batch_size})"
+        )
 
     # ------------------------------------------------------------------------------------------------------------
     # The three steps a task defines
@@ -173,7 +286,8 @@ class Pipeline:
         raise NotImplementedError
 
     def forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Run the model on a padded batch of rows; returns tensors whose first dimension is the row."""
+        """Run the model (:attr:`runner`) on a padded batch of rows; returns tensors whose first dimension is the
+        row."""
         raise NotImplementedError
 
     def postprocess(self, item: Any, rows: list[Row], outputs: list[dict[str, torch.Tensor]], params: dict) -> Any:

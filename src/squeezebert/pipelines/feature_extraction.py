@@ -63,16 +63,23 @@ class FeatureExtractionPipeline(Pipeline):
         return [self.encode_row(check_text(item, f"{self.task} input"), **params["tokenize_kwargs"])]
 
     def forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        hidden = self.model(**inputs).last_hidden_state
+        outputs = self.runner(inputs)
+        hidden = outputs["last_hidden_state"]
         mask = inputs["attention_mask"].unsqueeze(-1).to(hidden.dtype)
         mean = (hidden * mask).sum(1) / mask.sum(1)
-        return {"tokens": hidden, "cls": hidden[:, 0], "mean": mean}
+        pooled = {"tokens": hidden, "cls": hidden[:, 0], "mean": mean}
+        if "sentence_embedding" in outputs:  # a sentence-embedding ONNX export: the normalised mean, from the graph
+            pooled["sentence_embedding"] = outputs["sentence_embedding"]
+        return pooled
 
     def postprocess(self, item: Any, rows: list[Row], outputs: list[dict], params: dict[str, Any]) -> Any:
         pooling = params["pooling"]
-        vectors = outputs[0][pooling] if pooling != "none" else outputs[0]["tokens"][: len(rows[0]["input_ids"])]
-        if params["normalize"]:
-            vectors = F.normalize(vectors, dim=-1)
+        if pooling == "mean" and params["normalize"] and "sentence_embedding" in outputs[0]:
+            vectors = outputs[0]["sentence_embedding"]
+        else:
+            vectors = outputs[0][pooling] if pooling != "none" else outputs[0]["tokens"][: len(rows[0]["input_ids"])]
+            if params["normalize"]:
+                vectors = F.normalize(vectors, dim=-1)
         if self.batch_level:
             vectors = vectors.unsqueeze(0)
         return vectors if params["return_tensors"] else vectors.tolist()

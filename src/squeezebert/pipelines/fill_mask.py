@@ -74,7 +74,7 @@ class FillMaskPipeline(Pipeline):
         return [row]
 
     def forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        logits = self.model(**inputs).logits
+        logits = self.runner(inputs)["logits"]
         is_mask = inputs["input_ids"] == self.tokenizer.mask_token_id
         most = int(is_mask.sum(1).max())
         # the probabilities at each row's mask positions, in order; rows with fewer masks are padded

@@ -49,7 +49,7 @@ class MultipleChoicePipeline(Pipeline):
     def forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         # The head scores each (prompt, choice) sequence on its own, so a batch of rows (of any inputs) is run as
         # one "question" with as many choices as rows: logits [1, rows].
-        logits = self.model(**{key: value[None] for key, value in inputs.items()}).logits
+        logits = self.runner({key: value[None] for key, value in inputs.items()})["logits"]
         return {"logit": logits[0]}
 
     def postprocess(self, item: Any, rows: list[Row], outputs: list[dict], params: dict[str, Any]) -> Any:

@@ -122,8 +122,8 @@ class QuestionAnsweringPipeline(Pipeline):
         return rows
 
     def forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        out = self.model(**inputs)
-        return {"start": out.start_logits, "end": out.end_logits}
+        out = self.runner(inputs)
+        return {"start": out["start_logits"], "end": out["end_logits"]}
 
     def postprocess(self, item: Any, rows: list[Row], outputs: list[dict], params: dict[str, Any]) -> Any:
         _, context = as_question_context(item)

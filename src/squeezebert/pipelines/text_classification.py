@@ -97,7 +97,7 @@ class TextClassificationPipeline(Pipeline):
         return [self.encode_row(text, pair, **params["tokenizer_kwargs"])]
 
     def forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        return {"logits": self.model(**inputs).logits}
+        return {"logits": self.runner(inputs)["logits"]}
 
     def postprocess(self, item: Any, rows: list[Row], outputs: list[dict], params: dict[str, Any]) -> Any:
         scores = apply_function(outputs[0]["logits"], params["function_to_apply"]).tolist()

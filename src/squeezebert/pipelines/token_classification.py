@@ -224,7 +224,7 @@ class TokenClassificationPipeline(Pipeline):
         return rows
 
     def forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        return {"logits": self.model(**inputs).logits}
+        return {"logits": self.runner(inputs)["logits"]}
 
     def postprocess(self, item: Any, rows: list[Row], outputs: list[dict], params: dict[str, Any]) -> Any:
         strategy, ignore = params["strategy"], params["ignore"]

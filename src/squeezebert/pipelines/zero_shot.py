@@ -85,7 +85,7 @@ class ZeroShotClassificationPipeline(Pipeline):
         ]
 
     def forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        return {"logits": self.model(**inputs).logits}
+        return {"logits": self.runner(inputs)["logits"]}
 
     def postprocess(self, item: Any, rows: list[Row], outputs: list[dict], params: dict[str, Any]) -> Any:
         logits = torch.stack([output["logits"] for output in outputs])  # [labels, nli classes]
