@@ -5,7 +5,11 @@ check are printed."""
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import sys
+import warnings
+from collections.abc import Iterator
 
 from .command import Command, add_debug_flag
 
@@ -71,7 +75,27 @@ def _run_executorch(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     print(f"export {args.export_format}: exporting and checking {args.model} ...", file=sys.stderr)
-    return _run_onnx(args) if args.export_format == "onnx" else _run_executorch(args)
+    with _quiet_toolchain():
+        return _run_onnx(args) if args.export_format == "onnx" else _run_executorch(args)
+
+
+@contextlib.contextmanager
+def _quiet_toolchain() -> Iterator[None]:
+    """Keep the exporters' own chatter (deprecation notices, torchao's optional kernels that do not load on this
+    CPU) off the terminal: the export's result and its check are what the command reports."""
+    loggers = [logging.getLogger(name) for name in ("torchao", "torch", "onnxscript")]
+    levels = [logger.level for logger in loggers]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.filterwarnings("ignore", module="torch.*")
+        for logger in loggers:
+            logger.setLevel(logging.ERROR)
+        try:
+            yield
+        finally:
+            for logger, level in zip(loggers, levels, strict=True):
+                logger.setLevel(level)
 
 
 COMMANDS: tuple[Command, ...] = (
