@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bench_int8_accuracy  # benchmarks/ is on sys.path (tests/conftest.py)
+import pytest
 import torch
 from support.configs import PAPER_GROUPS, tiny_config
 
@@ -32,3 +33,39 @@ def test_int8_accuracy_rows_cover_every_variant():
     # keeping the feed-forward block in floating point is never less accurate than quantizing it
     by_variant = {row["variant"]: row for row in rows}
     assert by_variant['keep_float=("output", "intermediate")']["mean"] <= by_variant["outliers=0"]["mean"]
+
+
+def test_deploy_benchmark_runs_every_variant(tmp_path):
+    """bench_deploy on a tiny config, one round: every variant runs or says why not (ExecuTorch not installed, an
+    ONNX Runtime without a CPU ConvInteger for HF's int8 graph), the fp32 ones agree with ours PyTorch fp32, the int8
+    ones stay close."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("transformers")
+    import bench_deploy
+
+    torch.manual_seed(0)
+    squeezebert.SqueezeBertModel(tiny_config(**PAPER_GROUPS)).save_pretrained(tmp_path / "model")
+    variants = bench_deploy.build_variants(tmp_path / "model", tmp_path, max_length=16)
+    rows = bench_deploy.measure(variants, vocab_size=100, shapes=((1, 16), (2, 16)), rounds=1)
+    assert [(row.batch, row.name) for row in rows] == [(b, v.name) for b in (1, 2) for v in variants]
+    assert [v.name for v in variants][:7] == [
+        "HF PyTorch fp32",
+        "ours PyTorch fp32",
+        "ours PyTorch int8",
+        "ours ONNX fp32 (ORT)",
+        "ours ONNX int8 (ORT)",
+        "HF ONNX fp32 (ORT)",
+        "HF ONNX int8 (ORT)",
+    ]
+    for row in rows:
+        if row.seconds is None:
+            skipped = row.name.startswith("ours ExecuTorch") and row.note.startswith("skipped")
+            assert skipped or (row.name == "HF ONNX int8 (ORT)" and row.note.startswith("does not run")), row
+            continue
+        assert row.seconds > 0
+        if "int8" in row.name:
+            assert row.min_cosine > 0.99, row
+        else:
+            assert row.max_abs_diff < 1e-5, row
+    baseline = [line for line in bench_deploy.format_table(rows).splitlines() if "| HF PyTorch fp32 |" in line]
+    assert len(baseline) == 2 and all("| 1.00x |" in line for line in baseline)

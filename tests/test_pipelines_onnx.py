@@ -200,3 +200,16 @@ def test_the_torch_backend_never_imports_onnxruntime(checkpoints):
     done = subprocess.run([sys.executable, "-c", "import json\n" + code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.splitlines()[-1]) == []
+
+
+def test_a_graph_that_is_no_to_onnx_export_is_refused(checkpoints, tmp_path):
+    from onnx import TensorProto, helper, save
+
+    ids = helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch_size", "sequence_length"])
+    scores = helper.make_tensor_value_info("scores", TensorProto.INT64, ["batch_size", "sequence_length"])
+    graph = helper.make_graph([helper.make_node("Identity", ["input_ids"], ["scores"])], "other", [ids], [scores])
+    (tmp_path / "onnx").mkdir()
+    save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), tmp_path / MODEL_FILE)
+    squeezebert.SqueezeBertConfig.from_pretrained(checkpoints["sentiment"]).save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match=r"outputs \['scores'\] are not those of a to_onnx export"):
+        squeezebert.pipeline("text-classification", model=tmp_path, tokenizer=checkpoints["sentiment"], backend="onnx")

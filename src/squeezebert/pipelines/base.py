@@ -112,6 +112,8 @@ def exported_task(session: Any, config: SqueezeBertConfig) -> str:
         return "sentence-embedding"
     if "last_hidden_state" in outputs:
         return "feature-extraction"
+    if "logits" not in outputs:
+        raise ValueError(f"the ONNX graph's outputs {sorted(outputs)} are not those of a to_onnx export")
     if len(outputs["logits"]) == 2:
         return "text-classification"
     return "fill-mask" if outputs["logits"][-1] == config.vocab_size else "token-classification"
