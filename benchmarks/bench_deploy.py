@@ -11,8 +11,8 @@ For batch 1 and 8 at 128 tokens it times, interleaved (A B C ... A B C ...; each
 - ours ONNX fp32 and int8 in ONNX Runtime (``squeezebert.export.to_onnx``; int8 leaves the feed-forward pair in
   fp32, its default);
 - HF exported to ONNX here with ``torch.onnx.export`` (Optimum is not needed), in ONNX Runtime fp32 and int8
-  (ONNX Runtime's ``quantize_dynamic``, which turns HF's grouped ``Conv`` into ``ConvInteger``: ONNX Runtime's CPU
-  provider has no kernel for it, and the row says "does not run");
+  (ONNX Runtime's ``quantize_dynamic``, which turns HF's grouped ``Conv`` into ``ConvInteger`` with one weight scale
+  per tensor; where ONNX Runtime's CPU provider has no kernel for it the row says "does not run": 1.32 has one);
 - ours ExecuTorch fp32 and int8 (XNNPACK; ``squeezebert.export.to_executorch``), when executorch is installed. Its
   programs take one sequence at a time: batch 8 is 8 calls.
 
