@@ -3,8 +3,9 @@ provider, with the inputs, outputs and task names of Hugging Face Optimum.
 
 Every grouped 1x1 projection is exported as one plain 2-D ``MatMul`` per group, whose weight is a named initializer
 (``...conv1d.weights.G``). ONNX Runtime's dynamic quantization turns those into ``MatMulInteger`` /
-``DynamicQuantizeMatMul`` with one weight scale per output channel; a grouped ``Conv`` would become ``ConvInteger``,
-which the CPU provider cannot run, and a batched ``MatMul`` over the groups cannot take per-channel scales.
+``DynamicQuantizeMatMul`` with one weight scale per output channel. A grouped ``Conv`` would become ``ConvInteger``
+(one scale per tensor; older CPU providers refuse it, 1.32 runs it slower than fp32), and a batched ``MatMul`` over
+the groups cannot take per-channel scales.
 
 Each export checks itself in ONNX Runtime before anything appears in the output folder: the fp32 graph against
 the PyTorch model (max abs difference), the int8 graph by the cosine similarity of each output row to PyTorch's.
