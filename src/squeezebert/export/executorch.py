@@ -286,9 +286,10 @@ def _lower(
         if is_multiple_choice(program.model):
             axes[-2] = torch.export.Dim("num_choices", min=1, max=samples.num_choices)
         shapes = {name: {example[name].dim() + axis: dim for axis, dim in axes.items()} for name in INPUT_NAMES}
+    program = _with_group_linears(program)  # XNNPACK takes linear layers; a batched matmul runs in portable kernels
     with torch.no_grad():
         if int8:
-            captured = torch.export.export(_with_group_linears(program), (), example, dynamic_shapes=shapes).module()
+            captured = torch.export.export(program, (), example, dynamic_shapes=shapes).module()
             config = et.get_symmetric_quantization_config(is_per_channel=True, is_dynamic=True)
             prepared = et.prepare_pt2e(captured, et.XNNPACKQuantizer().set_global(config))
             # the weights' per-channel observers need a pass (activation ranges are measured at run time)
@@ -307,8 +308,9 @@ def _lower(
 
 
 class _GroupLinears(nn.Module):
-    """A grouped 1x1 projection as one ``nn.Linear`` per group, which XNNPACK's quantizer quantizes per output
-    channel. It offers what a traced layer calls on a projection (the in-place ``accumulate`` runs only eagerly)."""
+    """A grouped 1x1 projection as one ``nn.Linear`` per group: XNNPACK runs those (and its quantizer quantizes
+    them per output channel), where the batched matmul of :class:`GroupedConv1x1` would run in portable kernels. It
+    offers what a traced layer calls on a projection (the in-place ``accumulate`` runs only eagerly)."""
 
     def __init__(self, group_weight: torch.Tensor, group_bias: torch.Tensor) -> None:
         """``group_weight`` ``(G, in/G, out/G)``, ``group_bias`` ``(G, 1, out/G)``, as :class:`GroupedConv1x1`'s."""
