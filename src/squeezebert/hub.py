@@ -288,8 +288,13 @@ def staging_dir(target: str | os.PathLike) -> Path:
     the renamed folder from the other users of a shared one). The caller removes it on failure.
     """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
+    except OSError as err:
+        raise OSError(
+            f"cannot write {os.fspath(target)}: {os.fspath(target.parent)} is not a writable folder ({err.strerror})"
+        ) from None
     os.chmod(staging, 0o777 & ~current_umask())
     return staging
 
