@@ -14,6 +14,7 @@ the PyTorch model (max abs difference), the int8 graph by the cosine similarity 
 from __future__ import annotations
 
 import copy
+import importlib
 import os
 import shutil
 from collections.abc import Callable
@@ -104,13 +105,13 @@ class OnnxExportReport:
     int8_float: int = 0
 
 
-def _require_onnx() -> None:
-    try:
-        import onnx  # noqa: F401
-        import onnxruntime  # noqa: F401
-        import onnxscript  # noqa: F401
-    except ImportError as err:
-        raise MissingOnnxExtraError(ONNX_EXTRA_HINT) from err
+def _require_onnx(*modules: str) -> None:
+    """Import ``modules`` (by default all three the export needs) or raise :class:`MissingOnnxExtraError`."""
+    for module in modules or ("onnx", "onnxruntime", "onnxscript"):
+        try:
+            importlib.import_module(module)
+        except ImportError as err:
+            raise MissingOnnxExtraError(ONNX_EXTRA_HINT) from err
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -326,13 +327,15 @@ def _quantize(src: Path, dst: Path, nodes: list[str]) -> None:
 
 def load_onnx_session(out_dir: str | os.PathLike, int8: bool = False) -> Any:
     """An ``onnxruntime.InferenceSession`` (CPU provider) of an exported folder's ``onnx/model.onnx`` (or its int8
-    copy); feed it ``{name: int64 numpy array}`` for :data:`INPUT_NAMES`, read outputs by name."""
-    _require_onnx()
+    copy); feed it ``{name: int64 numpy array}`` for :data:`INPUT_NAMES`, read outputs by name. Running a graph
+    needs only onnxruntime."""
+    _require_onnx("onnxruntime")
     import onnxruntime
 
     path = Path(out_dir) / (INT8_FILE if int8 else MODEL_FILE)
     if not path.is_file():
-        raise FileNotFoundError(f"{os.fspath(out_dir)!r} has no {INT8_FILE if int8 else MODEL_FILE}")
+        hint = " (export with int8=True / --int8 to write it)" if int8 else ""
+        raise FileNotFoundError(f"{os.fspath(out_dir)!r} has no {INT8_FILE if int8 else MODEL_FILE}{hint}")
     options = onnxruntime.SessionOptions()
     options.log_severity_level = 3
     return onnxruntime.InferenceSession(os.fspath(path), options, providers=["CPUExecutionProvider"])
