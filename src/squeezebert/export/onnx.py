@@ -38,7 +38,7 @@ from ..modeling import (
     SqueezeBertModel,
     SqueezeBertPreTrainedModel,
 )
-from ..modeling.layers import GroupedConv1x1, SqueezeBertLayer, from_groups
+from ..modeling.layers import GroupedConv1x1, SqueezeBertLayer, from_groups, masked_mean
 from .program import INPUT_NAMES, dynamic_shapes, example_inputs
 from .sentence_transformers import write_sentence_transformers_files
 
@@ -237,8 +237,7 @@ def export_copy(model: SqueezeBertPreTrainedModel) -> tuple[SqueezeBertPreTraine
 
 def _mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
     """The L2-normalised mean of the attended tokens' vectors (what the ``embeddings`` pipeline returns)."""
-    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-    return F.normalize((hidden * mask).sum(1) / mask.sum(1), dim=-1)
+    return F.normalize(masked_mean(hidden, attention_mask), dim=-1)
 
 
 class TaskGraph(nn.Module):

@@ -39,6 +39,13 @@ FFN_CHUNK_ROWS = 512
 # Activations: each name maps to (function, in-place function or None).
 
 
+def masked_mean(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """The mean of each sequence's attended token vectors: ``[batch, seq, hidden]``, ``[batch, seq]`` ->
+    ``[batch, hidden]`` (the sentence pooling of the embeddings pipeline and the sentence-embedding export)."""
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)  # [batch, seq, 1]
+    return (hidden * mask).sum(1) / mask.sum(1)
+
+
 def _quick_gelu(x: torch.Tensor) -> torch.Tensor:
     return x * torch.sigmoid(1.702 * x)
 

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from ..modeling import SqueezeBertModel
+from ..modeling.layers import masked_mean
 from .base import Pipeline, Row, check_text, check_tokenizer_kwargs
 
 POOLINGS = ("none", "cls", "mean")
@@ -65,9 +66,7 @@ class FeatureExtractionPipeline(Pipeline):
     def forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         outputs = self.runner(inputs)
         hidden = outputs["last_hidden_state"]
-        mask = inputs["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-        mean = (hidden * mask).sum(1) / mask.sum(1)
-        pooled = {"tokens": hidden, "cls": hidden[:, 0], "mean": mean}
+        pooled = {"tokens": hidden, "cls": hidden[:, 0], "mean": masked_mean(hidden, inputs["attention_mask"])}
         if "sentence_embedding" in outputs:  # a sentence-embedding ONNX export: the normalised mean, from the graph
             pooled["sentence_embedding"] = outputs["sentence_embedding"]
         return pooled
