@@ -1,5 +1,5 @@
 """Task metrics, written on numpy: accuracy, F1, Matthews correlation, Pearson / Spearman, SQuAD exact match and
-F1, and entity-level F1 over BIO / IOB2 tags."""
+F1, entity-level F1 over BIO / IOB2 tags; and the "balanced" class weights of a label set."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import string
 from collections.abc import Sequence
 
 import numpy as np
+import torch
 
 
 def accuracy(predictions: Sequence[int], labels: Sequence[int]) -> float:
@@ -33,6 +34,30 @@ def f1_score(predictions: Sequence[int], labels: Sequence[int], average: str = "
         fn = int(((p != c) & (y == c)).sum())
         scores.append(_f1(tp, fp, fn))
     return float(np.mean(scores)) if scores else 0.0
+
+
+def balanced_class_weights(labels: Sequence[int], num_labels: int) -> torch.Tensor:
+    """Per-class loss weights ``n_samples / (n_classes * count[c])`` (scikit-learn's ``"balanced"``), float32
+    ``[num_labels]``.
+
+    ``n_classes`` counts the classes present in ``labels``, so the weights averaged over the examples are exactly 1
+    and the loss keeps its scale. A class absent from ``labels`` gets weight 1.0: no training target carries it, so
+    it never enters the loss (scikit-learn raises instead).
+    """
+    if isinstance(num_labels, bool) or not isinstance(num_labels, int) or num_labels < 1:
+        raise ValueError(f"num_labels must be an integer >= 1, got {num_labels!r}")
+    y = np.asarray(labels)
+    if y.ndim != 1 or y.size == 0:
+        raise ValueError(f"labels must be a non-empty 1-D sequence of class ids, got shape {y.shape}")
+    if not np.issubdtype(y.dtype, np.integer):
+        raise TypeError(f"labels must be integer class ids, got dtype {y.dtype}")
+    if y.min() < 0 or y.max() >= num_labels:
+        raise ValueError(f"labels must lie in [0, {num_labels}), got values from {y.min()} to {y.max()}")
+    counts = np.bincount(y, minlength=num_labels)  # [num_labels]
+    present = counts > 0
+    weights = np.ones(num_labels, dtype=np.float64)
+    weights[present] = y.size / (present.sum() * counts[present])
+    return torch.tensor(weights, dtype=torch.float32)
 
 
 def multilabel_scores(predictions: np.ndarray, labels: np.ndarray) -> dict[str, float]:
