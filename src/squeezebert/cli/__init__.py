@@ -1,10 +1,11 @@
 """The ``squeezebert`` command: a thin layer over the library's typed calls.
 
-Each subcommand is a :class:`~squeezebert.cli.command.Command` from one of four modules: the pipelines
+Each subcommand is a :class:`~squeezebert.cli.command.Command` from one of five modules: the pipelines
 (``fill-mask`` ... ``embed``), the tools (``info``, ``bench``, ``convert-bert``), training (``train``,
-``pretrain``) and ``export``. :func:`main` builds the parser from that table and runs the command. Mistakes of the
-user (a :class:`UserError`, a ``ValueError`` / ``OSError`` raised by the library on bad arguments, files or model
-names, a missing optional extra) print one line and exit with status 2; ``--debug`` shows their traceback instead.
+``pretrain``), ``export`` and ``serve``. :func:`main` builds the parser from that table and runs the command.
+Mistakes of the user (a :class:`UserError`, a ``ValueError`` / ``OSError`` raised by the library on bad arguments,
+files or model names, a missing optional extra) print one line and exit with status 2; ``--debug`` shows their
+traceback instead.
 Anything else is a bug and keeps its traceback.
 """
 
@@ -27,10 +28,11 @@ def commands() -> tuple[Command, ...]:
     """Every subcommand, in the order ``squeezebert --help`` lists them."""
     from .export_commands import COMMANDS as EXPORT_COMMANDS
     from .pipeline_commands import COMMANDS as PIPELINE_COMMANDS
+    from .serve_commands import COMMANDS as SERVE_COMMANDS
     from .tool_commands import COMMANDS as TOOL_COMMANDS
     from .training_commands import COMMANDS as TRAINING_COMMANDS
 
-    return (*PIPELINE_COMMANDS, *TOOL_COMMANDS, *TRAINING_COMMANDS, *EXPORT_COMMANDS)
+    return (*PIPELINE_COMMANDS, *TOOL_COMMANDS, *TRAINING_COMMANDS, *EXPORT_COMMANDS, *SERVE_COMMANDS)
 
 
 def package_version() -> str:
