@@ -113,25 +113,43 @@ def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
 
 
 def build_optimizer(
-    model: nn.Module, name: str = "adamw", lr: float = 5e-5, weight_decay: float = 0.01, eps: float = 1e-6
+    model: nn.Module,
+    name: str = "adamw",
+    lr: float = 5e-5,
+    weight_decay: float = 0.01,
+    eps: float = 1e-8,
+    betas: tuple[float, float] = (0.9, 0.999),
 ) -> torch.optim.Optimizer:
-    """AdamW or LAMB over ``model``'s trainable parameters (no decay on biases and LayerNorm weights)."""
+    """AdamW or LAMB over ``model``'s trainable parameters (no decay on biases and LayerNorm weights).
+
+    The defaults of ``eps`` and ``betas`` are Hugging Face's ``TrainingArguments`` (``adam_epsilon``,
+    ``adam_beta1``, ``adam_beta2``), for both optimizers.
+    """
     if name not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {name!r}")
     if not lr > 0:
         raise ValueError(f"learning rate must be > 0, got {lr}")
+    if not eps > 0:
+        raise ValueError(f"adam_epsilon must be > 0, got {eps}")
+    if not (0.0 <= betas[0] < 1.0 and 0.0 <= betas[1] < 1.0):
+        raise ValueError(f"adam_beta1 and adam_beta2 must lie in [0, 1), got {betas[0]} and {betas[1]}")
     groups = parameter_groups(model, weight_decay)
     if name == "adamw":
-        return torch.optim.AdamW(groups, lr=lr, eps=eps, foreach=False)
-    return Lamb(groups, lr=lr, eps=eps)
+        return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=eps, foreach=False)
+    return Lamb(groups, lr=lr, betas=betas, eps=eps)
+
+
+def warmup_steps_for(total_steps: int, ratio: float) -> int:
+    """Warm-up steps for a fraction ``ratio`` of ``total_steps``, rounded up (as Hugging Face's Trainer does)."""
+    return math.ceil(ratio * total_steps)
 
 
 def build_schedule(
     optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: int = 0, kind: str = "linear"
 ) -> LambdaLR:
-    """Linear warm-up over ``warmup_steps`` (step ``s`` runs at ``(s + 1) / (warmup_steps + 1)`` of the base rate, so
-    no step is wasted at rate 0), then ``kind``: linear decay to 0 at ``total_steps``, half-cosine decay to 0, or
-    constant."""
+    """Linear warm-up over ``warmup_steps`` (step ``s`` runs at ``s / warmup_steps`` of the base rate, so the first
+    step has rate 0, as ``transformers.get_linear_schedule_with_warmup``), then ``kind``: linear decay to 0 at
+    ``total_steps``, half-cosine decay to 0, or constant."""
     if kind not in SCHEDULES:
         raise ValueError(f"schedule must be one of {SCHEDULES}, got {kind!r}")
     if total_steps <= 0:
@@ -149,7 +167,7 @@ class _ScheduleFactor:
 
     def __call__(self, step: int) -> float:
         if step < self.warmup:
-            return (step + 1) / (self.warmup + 1)
+            return step / self.warmup
         if self.kind == "constant":
             return 1.0
         progress = min(1.0, (step - self.warmup) / max(1, self.total - self.warmup))

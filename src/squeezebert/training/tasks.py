@@ -200,6 +200,7 @@ class SequenceClassificationTask(TrainingTask):
             result.update(
                 accuracy=metrics.accuracy(preds, targets),
                 f1=metrics.f1_score(preds, targets, "binary" if len(self.labels) == 2 else "macro"),
+                f1_macro=metrics.f1_score(preds, targets, "macro"),
                 matthews_corrcoef=metrics.matthews_corrcoef(preds, targets),
             )
         return result

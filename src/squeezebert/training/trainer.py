@@ -30,12 +30,14 @@ from torch import nn
 from .. import hub
 from . import checkpoint as ckpt
 from .callbacks import display_callback
-from .optim import OPTIMIZERS, SCHEDULES, build_optimizer, build_schedule
+from .metrics import balanced_class_weights
+from .optim import OPTIMIZERS, SCHEDULES, build_optimizer, build_schedule, warmup_steps_for
 
 logger = logging.getLogger("squeezebert.training")
 
 Batch = dict[str, torch.Tensor]
 LossFn = Callable[[nn.Module, Batch], torch.Tensor]
+CLASS_WEIGHTS = ("balanced",)
 
 
 @dataclass
@@ -43,7 +45,9 @@ class TrainingArguments:
     """Options of :class:`Trainer`; the ``squeezebert train`` / ``pretrain`` flags are generated from these fields.
 
     ``batch_size`` is per process and per micro-batch; one optimizer step sees ``batch_size * world_size *
-    gradient_accumulation_steps`` examples. ``eval_steps`` / ``save_steps`` count optimizer steps.
+    gradient_accumulation_steps`` examples. ``eval_steps`` / ``save_steps`` count optimizer steps. The optimizer and
+    warm-up follow Hugging Face's ``TrainingArguments``: ``ceil(warmup_ratio * total_steps)`` warm-up steps, AdamW
+    with ``adam_epsilon`` 1e-8 and betas (0.9, 0.999).
     """
 
     output_dir: str = field(metadata={"help": "folder for checkpoints, logs and the final model"})
@@ -55,9 +59,20 @@ class TrainingArguments:
     learning_rate: float = field(default=5e-5, metadata={"aliases": ("--lr",), "help": "peak learning rate"})
     weight_decay: float = field(default=0.01, metadata={"help": "AdamW / LAMB weight decay"})
     optimizer: str = field(default="adamw", metadata={"choices": OPTIMIZERS, "help": "AdamW or LAMB (the paper's)"})
+    adam_epsilon: float = field(default=1e-8, metadata={"help": "AdamW / LAMB epsilon (Hugging Face's default)"})
+    adam_beta1: float = field(default=0.9, metadata={"help": "AdamW / LAMB decay of the gradient's running mean"})
+    adam_beta2: float = field(default=0.999, metadata={"help": "AdamW / LAMB decay of the squared gradient's mean"})
     schedule: str = field(default="linear", metadata={"choices": SCHEDULES, "help": "decay after the warm-up"})
     warmup_ratio: float = field(default=0.1, metadata={"help": "fraction of the steps spent warming up"})
     warmup_steps: int | None = field(default=None, metadata={"help": "warm-up steps (overrides --warmup-ratio)"})
+    class_weights: str | None = field(
+        default=None,
+        metadata={
+            "choices": CLASS_WEIGHTS,
+            "help": "weight the training loss of single-label classification by class: 'balanced' = n_examples / "
+            "(n_classes * count), from the training labels",
+        },
+    )
     max_grad_norm: float | None = field(default=1.0, metadata={"help": "gradient clipping norm (0: off)"})
     bf16: bool = field(default=False, metadata={"help": "bf16 autocast of the training steps (CPU or GPU)"})
     bf16_eval: bool = field(default=False, metadata={"help": "bf16 autocast of evaluation too (float32 otherwise)"})
@@ -110,6 +125,13 @@ class TrainingArguments:
                 raise ValueError(f"{name} must be a non-negative integer or None, got {value!r}")
         if not 0.0 <= self.warmup_ratio < 1.0:
             raise ValueError(f"warmup_ratio must lie in [0, 1), got {self.warmup_ratio}")
+        if not self.adam_epsilon > 0:
+            raise ValueError(f"adam_epsilon must be > 0, got {self.adam_epsilon}")
+        for name in ("adam_beta1", "adam_beta2"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"{name} must lie in [0, 1), got {getattr(self, name)}")
+        if self.class_weights is not None and self.class_weights not in CLASS_WEIGHTS:
+            raise ValueError(f"class_weights must be one of {CLASS_WEIGHTS} or None, got {self.class_weights!r}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         if self.schedule not in SCHEDULES:
@@ -302,6 +324,21 @@ def default_loss(model: nn.Module, batch: Batch) -> torch.Tensor:
     return model(**batch)["loss"]
 
 
+class WeightedCrossEntropy:
+    """Class-weighted cross-entropy of a single-label classifier: ``sum_i w[y_i] * ce_i / sum_i w[y_i]`` over the
+    batch (``torch.nn.functional.cross_entropy`` with ``weight``). The model's own ``loss`` output stays unweighted.
+    """
+
+    def __init__(self, weights: torch.Tensor) -> None:
+        self.weights = weights  # [num_labels]
+
+    def __call__(self, model: nn.Module, batch: Batch) -> torch.Tensor:
+        inputs = {k: v for k, v in batch.items() if k != "labels"}
+        logits = model(**inputs)["logits"]  # [batch, num_labels]
+        weights = self.weights.to(logits.device)
+        return nn.functional.cross_entropy(logits.float(), batch["labels"].view(-1), weight=weights)
+
+
 class Trainer:
     """Trains ``model`` on ``source`` (a :class:`ListSource` / :class:`StreamSource`).
 
@@ -345,6 +382,10 @@ class Trainer:
         self.collate = collate
         self.evaluate_fn = evaluate
         self.loss_fn = loss_fn or default_loss
+        if args.class_weights is not None:
+            if loss_fn is not None:
+                raise ValueError("class_weights weights the Trainer's own classification loss, not a custom loss_fn")
+            self.loss_fn = WeightedCrossEntropy(self._balanced_class_weights())
         self.save_model = save_model or (lambda m, path: m.save_pretrained(path))
         self.callbacks = [*callbacks, display_callback(args.progress)] if self.dist.is_main else list(callbacks)
         self.output_dir = Path(args.output_dir)
@@ -353,8 +394,11 @@ class Trainer:
         self.metrics_path = self.output_dir / "metrics.jsonl"
 
         total = self._total_steps()
-        warmup = args.warmup_steps if args.warmup_steps is not None else int(args.warmup_ratio * total)
-        self.optimizer = build_optimizer(self.model, args.optimizer, args.learning_rate, args.weight_decay)
+        warmup = args.warmup_steps if args.warmup_steps is not None else warmup_steps_for(total, args.warmup_ratio)
+        betas = (args.adam_beta1, args.adam_beta2)
+        self.optimizer = build_optimizer(
+            self.model, args.optimizer, args.learning_rate, args.weight_decay, args.adam_epsilon, betas
+        )
         self.scheduler = build_schedule(self.optimizer, total, warmup, args.schedule)
         self.state = TrainerState(total_steps=total, global_batch_size=self.global_batch_size)
         self.should_stop = False
@@ -363,6 +407,24 @@ class Trainer:
         self._started_at: float | None = None  # when this process's train() began (perf_counter)
         self._state_at_start = TrainerState()
         self._loss_sum, self._loss_count = 0.0, 0  # the training losses since the last log record
+
+    def _balanced_class_weights(self) -> torch.Tensor:
+        """``args.class_weights == "balanced"``: the weights of the training labels (single-label classification of a
+        :class:`ListSource`)."""
+        config = getattr(self.model, "config", None)
+        problem = getattr(config, "problem_type", None)
+        num_labels = getattr(config, "num_labels", 0)
+        single_label = problem == "single_label_classification" or (problem is None and num_labels > 1)
+        if not isinstance(self.source, ListSource) or not single_label:
+            raise ValueError(
+                "class_weights needs single-label classification on an in-memory training set, got problem_type "
+                f"{problem!r} and a {type(self.source).__name__}"
+            )
+        labels = [feature["labels"] for feature in self.source.features]
+        weights = balanced_class_weights(labels, num_labels)
+        if self.dist.is_main:
+            logger.info("class weights: %s", ", ".join(f"{w:.3f}" for w in weights.tolist()))
+        return weights
 
     # ------------------------------------------------------------------------------------------------------------
 
