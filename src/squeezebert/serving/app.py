@@ -151,6 +151,9 @@ async def unless_disconnected(request: Request, work: Awaitable[Any]) -> Any:
     watch = asyncio.ensure_future(until_disconnect(request))
     try:
         await asyncio.wait({task, watch}, return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:  # the server cancelled this request: so is its work
+        task.cancel()
+        raise
     finally:
         watch.cancel()
     if not task.done():

@@ -132,7 +132,8 @@ class BatchEngine:
         try:
             return await job.future, job
         except asyncio.CancelledError:
-            job.gone = True
+            job.gone = True  # the former and the runner skip its rows
+            self.metrics.dropped.inc()
             raise
 
     # ------------------------------------------------------------------------------------------------------------
@@ -184,10 +185,9 @@ class BatchEngine:
     def _run_batches(self) -> None:
         while (batch := self._ready.get()) is not None:
             live = [(job, i) for job, i in batch.entries if not job.gone]
+            if not live:
+                continue
             if len(live) < len(batch.entries):
-                self.metrics.dropped.inc(len({job for job, _ in batch.entries if job.gone}))
-                if not live:
-                    continue
                 batch = Batch(batch.pipeline, live, batch.pipeline._collate([job.rows[i] for job, i in live]))
             self._run(batch)
 
