@@ -174,6 +174,50 @@ def test_rerank_scores_query_text_pairs_sorted(checkpoints) -> None:
 
 
 # ----------------------------------------------------------------------------------------------------------------
+# int8 and ONNX Runtime: the same numbers as the pipelines on those backends
+
+
+def test_int8_serves_the_int8_pipelines(checkpoints) -> None:
+    folder = checkpoints["sentiment"]
+    classify = pipeline("text-classification", folder, int8=True, top_k=None)
+    embed = pipeline("embeddings", folder, int8=True)
+
+    async def scenario():
+        async with served_client(folder, int8=True) as client:
+            predicted = await client.post("/predict", json={"inputs": [[text] for text in TEXTS]})
+            embedded = await client.post("/embed", json={"inputs": TEXTS})
+            return predicted, embedded, await client.get("/info")
+
+    predicted, embedded, info = asyncio.run(scenario())
+    for got, want in zip(predicted.json(), classify(TEXTS), strict=True):
+        labels_close(got, want, folder, "/predict int8")
+    close(embedded.json(), embed(TEXTS), folder, "/embed int8")
+    assert info.json()["model_dtype"] == "int8"
+
+
+def test_onnx_backend_serves_the_onnx_pipeline(checkpoints, tmp_path) -> None:
+    pytest.importorskip("onnxruntime")
+    from squeezebert.export import to_onnx
+
+    folder = tmp_path / "onnx"
+    to_onnx(checkpoints["sentiment"], folder, task="text-classification")
+    expected = pipeline("text-classification", folder, backend="onnx", top_k=None)(TEXTS)
+
+    async def scenario():
+        async with served_client(folder, backend="onnx") as client:
+            predicted = await client.post("/predict", json={"inputs": [[text] for text in TEXTS]})
+            return predicted, await client.post("/embed", json={"inputs": "a"}), await client.get("/info")
+
+    predicted, embedded, info = asyncio.run(scenario())
+    for got, want in zip(predicted.json(), expected, strict=True):
+        labels_close(got, want, folder, "/predict onnx")
+    assert (
+        embedded.status_code == 404 and "feature-extraction" in embedded.json()["error"]
+    )  # the graph has no encoder output
+    assert (info.json()["backend"], info.json()["routes"]) == ("onnx", ["/predict", "/rerank"])
+
+
+# ----------------------------------------------------------------------------------------------------------------
 # The other heads: the pipelines' output shapes
 
 
