@@ -363,6 +363,7 @@ def build_app(served: ServedModel, settings: ServeSettings) -> Starlette:
             yield
         finally:
             await asyncio.get_running_loop().run_in_executor(None, state.engine.stop)
+            state.tokenization.shutdown()
 
     routes = [
         Route("/", page, methods=["GET"]),

@@ -86,31 +86,29 @@ def load_served_model(settings: ServeSettings) -> ServedModel:
         "int8": settings.int8,
         "max_length": settings.max_input_length,
     }
+    architectures = SqueezeBertConfig.from_pretrained(settings.model).architectures or ["SqueezeBertModel"]
     if settings.backend == "onnx":
-        # an export records its task only in its graph: read it, then build that task's pipeline on the folder
+        # an export records its task only in its graph: read it (one extra session load), then build that task's
+        # pipeline on the folder
         exported = OnnxRunner(settings.model, int8=settings.int8).task
         task = EXPORT_TASKS.get(exported, exported)
-        pipe = PIPELINE_CLASSES[task](settings.model, **options)
-        head = SqueezeBertConfig.from_pretrained(settings.model).architectures or ["SqueezeBertModel"]
-        pipelines = {task: pipe}
-        head_name = head[0] if task != "embeddings" else "SqueezeBertModel"
+        head = "SqueezeBertModel" if task == "embeddings" else architectures[0]
+        pipelines = {task: PIPELINE_CLASSES[task](settings.model, **options)}
     else:
-        architectures = SqueezeBertConfig.from_pretrained(settings.model).architectures or ["SqueezeBertModel"]
-        head_name = architectures[0]
-        task = head_task(head_name)
+        head = architectures[0]
+        task = head_task(head)
         if task is None:
             pipelines = {"embeddings": EmbeddingsPipeline(settings.model, **options)}
         else:
             pipe = PIPELINE_CLASSES[task](settings.model, **options)
             # the embeddings pipeline runs the encoder of the same (maybe int8) model object
-            encoder_options = {"max_length": settings.max_input_length}
-            pipelines = {task: pipe, "embeddings": EmbeddingsPipeline(pipe.model, pipe.tokenizer, **encoder_options)}
-    first = next(iter(pipelines.values()))
+            encoder = EmbeddingsPipeline(pipe.model, pipe.tokenizer, max_length=settings.max_input_length)
+            pipelines = {task: pipe, "embeddings": encoder}
     return ServedModel(
         pipelines=pipelines,
-        head=head_name,
+        head=head,
         model_id=os.fspath(settings.model),
         backend=settings.backend,
         int8=settings.int8,
-        max_input_length=first.max_length,
+        max_input_length=next(iter(pipelines.values())).max_length,
     )
