@@ -282,3 +282,40 @@ def test_train_command_with_balanced_class_weights_reports_macro_f1(tmp_path: Pa
     evals = [json.loads(line) for line in (out / "metrics.jsonl").read_text(encoding="utf-8").splitlines()]
     assert all("f1_macro" in r["eval"] for r in evals if "eval" in r)
     assert train([*argv, "--overwrite-output-dir", "--adam-epsilon", "0"]) == 2
+
+
+# --------------------------------------------------------------------------------------------------------------
+# benchmarks/bench_finetune.py's bookkeeping (the benchmark itself needs the corpus and minutes of training)
+
+
+def test_bench_finetune_alternates_the_loops_and_judges_the_goals() -> None:
+    import threading
+
+    import bench_finetune  # benchmarks/ is on sys.path (tests/conftest.py)
+
+    baton, order = bench_finetune.Baton(first="hf"), []
+
+    def loop(name: str, other: str, last_waits: bool) -> None:
+        baton.wait(name)
+        for epoch in range(3):
+            order.append((name, epoch))
+            baton.give(other)
+            if epoch < 2 or last_waits:
+                baton.wait(name)
+
+    hf = threading.Thread(target=loop, args=("hf", "ours", True), daemon=True)
+    hf.start()
+    loop("ours", "hf", False)
+    hf.join(timeout=10)
+    assert order == [(name, epoch) for epoch in range(3) for name in ("hf", "ours")]
+
+    results = {
+        "hf": [{"accuracy": 66.0, "f1_macro": 50.0, "epoch_seconds": [30.0, 30.0]}],
+        "ours": [{"accuracy": 65.5, "f1_macro": 51.0, "epoch_seconds": [24.0, 26.0]}],
+        "strategy auto": [{"accuracy": 79.0, "f1_macro": 70.0, "seconds": 9.0, "chosen": "linear-probe"}],
+    }
+    lines = bench_finetune.goals(results)
+    assert lines[0].endswith("-0.5 points, met")  # within 1 point
+    assert lines[1].endswith("1.20x, met")  # 30 / median(24, 26)
+    assert lines[2].endswith("79.0%, NOT met")
+    assert "| strategy auto (chose linear-probe) | 1 | 79.0 | 70.0 | - | 9 |" in bench_finetune.table(results)
