@@ -319,3 +319,14 @@ def test_bench_finetune_alternates_the_loops_and_judges_the_goals() -> None:
     assert lines[1].endswith("1.20x, met")  # 30 / median(24, 26)
     assert lines[2].endswith("79.0%, NOT met")
     assert "| strategy auto (chose linear-probe) | 1 | 79.0 | 70.0 | - | 9 |" in bench_finetune.table(results)
+
+
+def test_trainer_trains_in_training_mode_even_after_from_pretrained(tmp_path: Path) -> None:
+    """``from_pretrained`` returns a model in eval mode (as HF's); the training steps still run with dropout on,
+    as HF's Trainer does (``model.train()`` in every step)."""
+    model = SqueezeBertForSequenceClassification(tiny_config(num_labels=2)).eval()
+    modes = []
+    model.register_forward_pre_hook(lambda module, args: modes.append(module.training))
+    args = TrainingArguments(output_dir=str(tmp_path), batch_size=4, max_steps=2, progress=False)
+    Trainer(model, args, ListSource(_random_features(8, seed=0, num_labels=2)), _collate).train()
+    assert modes == [True, True]

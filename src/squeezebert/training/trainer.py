@@ -573,8 +573,10 @@ class Trainer:
             self.save_checkpoint()
 
     def _train_step(self, wrapped: nn.Module, chunk: list[Any]) -> float:
-        """One optimizer step on a global batch; returns its mean loss (over all processes)."""
+        """One optimizer step on a global batch, in training mode (dropout on, whatever mode the model came in or an
+        evaluation left it in); returns its mean loss (over all processes)."""
         info, args = self.dist, self.args
+        wrapped.train()
         share = [part.tolist() for part in np.array_split(np.arange(len(chunk)), info.world_size)][info.rank]
         micro = [m.tolist() for m in np.array_split(share, min(args.gradient_accumulation_steps, len(share)))]
         local_loss = 0.0
