@@ -1,16 +1,17 @@
 """Dynamic batching: requests' rows queue up FIFO and run together, off the event loop.
 
-Two threads share the work. The *former* takes rows from the queue in arrival order into a batch, up to
-``max_batch_tokens`` (padded length x rows) and ``max_batch_requests`` requests, and pads it into tensors while
-the *runner* runs the previous batch; the runner runs each batch through its pipeline's ``forward`` and hands each
-request its rows' outputs when the last one is done. Rows of a request whose client went away are dropped before
-inference. A forward pass that raises fails the requests of that batch (``backend``, 424) and the engine goes on.
+Requests are tokenized in their own thread (see :mod:`squeezebert.serving.app`) while the model runs, so the rows of
+the next batch are ready when the current batch ends. One runner thread then takes every row waiting, in arrival
+order, up to ``max_batch_tokens`` (padded length x rows) and ``max_batch_requests`` requests, pads them into tensors
+(well under a millisecond) and runs them through their pipeline's ``forward``; a request gets its outputs when its
+last row has run. Taking the batch only when the model is free makes it as large as the waiting rows allow. Rows of
+a request whose client went away are dropped before inference. A forward pass that raises fails the requests of that
+batch (``backend``, 424) and the runner goes on.
 """
 
 from __future__ import annotations
 
 import asyncio
-import queue
 import threading
 import time
 from collections import deque
@@ -70,11 +71,10 @@ class Job:
 class Batch:
     pipeline: Pipeline
     entries: list[tuple[Job, int]]  # (job, row index)
-    inputs: dict[str, torch.Tensor] | None = None
 
 
 class BatchEngine:
-    """The queue, the batch former and the runner.
+    """The queue and the runner thread.
 
     Args:
         max_batch_tokens: most padded tokens (rows x longest row) in one forward pass.
@@ -89,30 +89,25 @@ class BatchEngine:
         self.healthy = True
         self._pending: deque[tuple[Job, int]] = deque()
         self._queued = threading.Condition()
-        self._ready: queue.Queue[Batch | None] = queue.Queue(maxsize=1)  # the batch prepared for the runner
         self._stopping = False
-        self._threads: list[threading.Thread] = []
+        self._runner: threading.Thread | None = None
 
     # ------------------------------------------------------------------------------------------------------------
     # The event loop's side
 
     def start(self) -> None:
         self._stopping = False
-        self._threads = [
-            threading.Thread(target=self._form_batches, name="squeezebert-batcher", daemon=True),
-            threading.Thread(target=self._run_batches, name="squeezebert-runner", daemon=True),
-        ]
-        for thread in self._threads:
-            thread.start()
+        self._runner = threading.Thread(target=self._run_batches, name="squeezebert-runner", daemon=True)
+        self._runner.start()
 
     def stop(self) -> None:
-        """Run what is queued, then end the threads."""
+        """Run what is queued, then end the runner."""
         with self._queued:
             self._stopping = True
             self._queued.notify_all()
-        for thread in self._threads:
-            thread.join()
-        self._threads = []
+        if self._runner is not None:
+            self._runner.join()
+            self._runner = None
 
     async def run(self, pipeline: Pipeline, rows: list[dict[str, Any]]) -> tuple[list[dict[str, torch.Tensor]], Job]:
         """The outputs of ``rows`` (one dict of tensors per row) and the job (for its timing).
@@ -132,25 +127,23 @@ class BatchEngine:
         try:
             return await job.future, job
         except asyncio.CancelledError:
-            job.gone = True  # the former and the runner skip its rows
+            job.gone = True  # the runner skips its rows
             self.metrics.dropped.inc()
             raise
 
     # ------------------------------------------------------------------------------------------------------------
-    # The batch former's thread
+    # The runner's thread
 
-    def _form_batches(self) -> None:
+    def _run_batches(self) -> None:
         while True:
             with self._queued:
                 while not self._pending and not self._stopping:
                     self._queued.wait()
                 if not self._pending:  # stopping, and nothing left
-                    self._ready.put(None)
                     return
                 batch = self._take()
             if batch.entries:
-                batch.inputs = batch.pipeline._collate([job.rows[i] for job, i in batch.entries])
-                self._ready.put(batch)  # waits while the runner is busy and a batch is already prepared
+                self._run(batch)
 
     def _take(self) -> Batch:
         """Pop the next batch from the queue (the caller holds the lock): rows in arrival order, of one pipeline,
@@ -179,29 +172,18 @@ class BatchEngine:
             width = max(width, length)
         return Batch(pipeline, entries)
 
-    # ------------------------------------------------------------------------------------------------------------
-    # The runner's thread
-
-    def _run_batches(self) -> None:
-        while (batch := self._ready.get()) is not None:
-            live = [(job, i) for job, i in batch.entries if not job.gone]
-            if not live:
-                continue
-            if len(live) < len(batch.entries):
-                batch = Batch(batch.pipeline, live, batch.pipeline._collate([job.rows[i] for job, i in live]))
-            self._run(batch)
-
     def _run(self, batch: Batch) -> None:
         start = time.perf_counter()
         for job, _ in batch.entries:
             if job.started is None:
                 job.started = start
-        rows, width = batch.inputs["input_ids"].shape  # [rows, width]
+        inputs = batch.pipeline._collate([job.rows[i] for job, i in batch.entries])
+        rows, width = inputs["input_ids"].shape  # [rows, width]
         self.metrics.batch_size.observe(rows)
         self.metrics.batch_tokens.observe(rows * width)
         try:
             with torch.inference_mode():
-                outputs = batch.pipeline.forward(batch.inputs)
+                outputs = batch.pipeline.forward(inputs)
                 outputs = {key: value.float().cpu() for key, value in outputs.items()}
         except Exception as err:  # noqa: BLE001 - out of memory, a kernel error...: this batch fails, not the server
             self.healthy = False
