@@ -15,6 +15,7 @@ from .settings import ServeSettings
 def serve(settings: ServeSettings, log: Any = None) -> None:
     """Serve ``settings.model`` until a SIGTERM or SIGINT; one line on ``log`` (default stderr) says when it is ready:
     ``squeezebert serve: ready on http://HOST:PORT (model ..., head ..., backend ...)``."""
+    import prometheus_client
     import torch
     import uvicorn
 
@@ -22,6 +23,7 @@ def serve(settings: ServeSettings, log: Any = None) -> None:
     from .model import load_served_model
 
     log = log or sys.stderr
+    prometheus_client.disable_created_metrics()  # no ``*_created`` timestamp series beside each counter
     if settings.threads is not None:
         torch.set_num_threads(settings.threads)
     served = load_served_model(settings)
