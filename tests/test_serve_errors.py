@@ -82,12 +82,14 @@ def test_pipeline_refusals_are_422(checkpoints) -> None:
             ("POST", "/fill-mask", {"json": {"inputs": "a [MASK]", "top_k": 0}}),
             ("POST", "/fill-mask", {"json": {"inputs": "a [MASK]", "temperature": 2}}),
             ("POST", "/fill-mask", {"json": {"top_k": 2}}),
+            ("POST", "/fill-mask", {"json": {"inputs": "a [MASK]", "top_k": 10**9}}),  # fails in postprocess
         ],
     )
     assert_error(responses[0], 422, "validation", "[MASK]")
     assert_error(responses[1], 422, "validation", "top_k")
     assert_error(responses[2], 422, "validation", "temperature")
     assert_error(responses[3], 422, "validation", "`inputs` is required")
+    assert_error(responses[4], 422, "validation", "fill-mask cannot answer with these parameters")
 
 
 def test_client_batch_and_input_length_limits(checkpoints) -> None:

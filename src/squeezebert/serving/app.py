@@ -95,9 +95,15 @@ class ServeState:
 
     @staticmethod
     def postprocess(work: Work, rows_per_item: list[list[dict]], outputs: list[dict]) -> list[Any]:
+        """The result of each input (in the tokenization thread); 422 when the call parameters cannot give one
+        (e.g. a ``top_k`` larger than the vocabulary)."""
         results, offset = [], 0
         for item, rows in zip(work.items, rows_per_item, strict=True):
-            results.append(work.pipeline.postprocess(item, rows, outputs[offset : offset + len(rows)], work.params))
+            item_outputs = outputs[offset : offset + len(rows)]
+            try:
+                results.append(work.pipeline.postprocess(item, rows, item_outputs, work.params))
+            except (ValueError, TypeError, IndexError, RuntimeError) as err:
+                raise validation(f"{work.pipeline.task} cannot answer with these parameters: {err}") from None
             offset += len(rows)
         return results
 
@@ -165,7 +171,7 @@ async def unless_disconnected(request: Request, work: Awaitable[Any]) -> Any:
 
 
 def timing_headers(start: float, timing: Timing, tokens: int, characters: int) -> dict[str, str]:
-    """Text-embeddings-inference's timing headers, in whole milliseconds."""
+    """Text-embeddings-inference's timing headers, in whole milliseconds (``start``: when the request came in)."""
     total = time.perf_counter() - start
     ms = lambda seconds: str(int(seconds * 1000))  # noqa: E731
     return {
@@ -205,7 +211,7 @@ def model_route(path: str, handler: Handler, openai: bool = False) -> Route:
     async def endpoint(request: Request) -> Response:
         state: ServeState = request.app.state.serve
         metrics = state.metrics
-        start = time.perf_counter()
+        request.state.start = start = time.perf_counter()
         metrics.request_count.labels(path).inc()
         if state.in_flight >= state.settings.max_concurrent_requests:
             metrics.request_failure.labels(path, "overloaded").inc()
@@ -235,13 +241,12 @@ def error_response(err: ServeError, openai: bool = False) -> JSONResponse:
 
 async def answer(state: ServeState, request: Request, work: Work, shape: Callable[[list[Any], int], Any]) -> Response:
     """Run ``work`` and answer ``shape(results, tokens)`` with the timing headers."""
-    start = time.perf_counter()
     results, timing, tokens = await unless_disconnected(request, state.run(work))
     metrics = state.metrics
     metrics.tokenization_duration.observe(timing.tokenization)
     metrics.queue_duration.observe(timing.queue)
     metrics.inference_duration.observe(timing.inference)
-    headers = timing_headers(start, timing, tokens, characters(work.items))
+    headers = timing_headers(request.state.start, timing, tokens, characters(work.items))
     return JSONResponse(shape(results, tokens), headers=headers)
 
 
