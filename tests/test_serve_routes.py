@@ -325,8 +325,10 @@ def test_info_health_metrics_and_page(checkpoints) -> None:
 
     async def scenario():
         async with served_client(folder, max_client_batch_size=8, max_batch_tokens=4096) as client:
-            await client.post("/predict", json={"inputs": "fine"})
+            predicted = await client.post("/predict", json={"inputs": "fine"})
             await client.post("/predict", json={"inputs": 3})
+            default = await client.post("/", json={"inputs": "fine"})  # TEI: POST / is the head's route
+            assert default.json() == predicted.json()
             return (
                 await client.get("/info"),
                 await client.get("/health"),
@@ -347,9 +349,10 @@ def test_info_health_metrics_and_page(checkpoints) -> None:
     assert 'te_request_count_total{route="/predict"} 2.0' in text
     assert 'te_request_success_total{route="/predict"} 1.0' in text
     assert 'te_request_failure_total{err="validation",route="/predict"} 1.0' in text
+    assert 'te_request_success_total{route="/"} 1.0' in text
     for name in ("te_request_duration", "te_request_queue_duration", "te_request_inference_duration"):
-        assert f"{name}_count 1.0" in text, name
-    assert "te_batch_next_size_count 1.0" in text and "te_queue_size 0.0" in text
+        assert f"{name}_count 2.0" in text, name
+    assert "te_batch_next_size_count 2.0" in text and "te_queue_size 0.0" in text
     assert page.status_code in (200, 404)  # serving/page.html ships with the package once it is written
     if page.status_code == 200:
         assert page.headers["content-type"].startswith("text/html")

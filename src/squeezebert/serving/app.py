@@ -34,7 +34,7 @@ from .settings import ServeSettings
 
 PAGE = Path(__file__).with_name("page.html")
 OPEN_ROUTES = ("/health",)  # answered without the API key
-MODEL_ROUTES = (*ROUTE_TASKS, "/tokenize", "/decode")  # count as requests in flight
+HEAD_ROUTES = ("/fill-mask", "/token-classification", "/question-answering", "/multiple-choice")  # beyond TEI
 
 
 class ServeState:
@@ -282,13 +282,15 @@ async def rerank(state: ServeState, request: Request, body: dict[str, Any]) -> R
     return await answer(state, request, work, lambda results, tokens: handlers.rerank_response(work, results))
 
 
-def task_route(path: str) -> Route:
+def task_handler(path: str) -> Handler:
+    """The handler of a head TEI lacks: the pipeline's inputs and parameters in, its results out."""
+
     async def handler(state: ServeState, request: Request, body: dict[str, Any]) -> Response:
         s = state.settings
         work = handlers.task_work(pipeline_for(state, path), body, s.max_client_batch_size, s.auto_truncate)
         return await answer(state, request, work, lambda results, tokens: results[0] if work.single else results)
 
-    return model_route(path, handler)
+    return handler
 
 
 async def tokenize(state: ServeState, request: Request, body: dict[str, Any]) -> Response:
@@ -370,21 +372,22 @@ def build_app(served: ServedModel, settings: ServeSettings) -> Starlette:
             await asyncio.get_running_loop().run_in_executor(None, state.engine.stop)
             state.tokenization.shutdown()
 
+    model_handlers: dict[str, Handler] = {
+        "/embed": embed,
+        "/v1/embeddings": openai_embeddings,
+        "/predict": predict,
+        "/rerank": rerank,
+        **{path: task_handler(path) for path in HEAD_ROUTES},
+        "/tokenize": tokenize,
+        "/decode": decode,
+    }
     routes = [
         Route("/", page, methods=["GET"]),
+        model_route("/", model_handlers[served.default_route]),  # as TEI: POST / is the head's own route
         Route("/info", info, methods=["GET"]),
         Route("/health", health, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
-        model_route("/embed", embed),
-        model_route("/v1/embeddings", openai_embeddings, openai=True),
-        model_route("/predict", predict),
-        model_route("/rerank", rerank),
-        *(
-            task_route(path)
-            for path in ("/fill-mask", "/token-classification", "/question-answering", "/multiple-choice")
-        ),
-        model_route("/tokenize", tokenize),
-        model_route("/decode", decode),
+        *(model_route(path, handler, openai=path == "/v1/embeddings") for path, handler in model_handlers.items()),
     ]
 
     async def http_error(request: Request, exc: Exception) -> Response:

@@ -59,6 +59,12 @@ class ServedModel:
     def config(self) -> SqueezeBertConfig:
         return next(iter(self.pipelines.values())).config
 
+    @property
+    def default_route(self) -> str:
+        """The route of the head's task (``/embed`` for the bare encoder), which ``POST /`` answers as well."""
+        task = next(iter(self.pipelines))
+        return next(route for route, route_task in ROUTE_TASKS.items() if route_task == task)
+
     def pipeline_for(self, route: str) -> Pipeline:
         """The pipeline that answers ``route``; a LookupError naming the head it needs when there is none."""
         task = ROUTE_TASKS[route]
