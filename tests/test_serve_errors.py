@@ -285,3 +285,15 @@ def test_missing_model_folder_is_one_line_and_status_2(tmp_path, capsys) -> None
     assert main(["serve", "-m", str(tmp_path / "nothing")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "squeezebert serve: error:" in err[0]
+
+
+def test_a_taken_port_is_one_line_and_status_2(checkpoints, capsys) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["serve", "-m", str(checkpoints["sentiment"]), "--port", str(port)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"squeezebert serve: error: cannot listen on 127.0.0.1:{port}: Address already in use"]

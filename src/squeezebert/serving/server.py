@@ -6,6 +6,7 @@ engine and returns (the command exits 0).
 
 from __future__ import annotations
 
+import socket
 import sys
 from typing import Any
 
@@ -24,6 +25,7 @@ def serve(settings: ServeSettings, log: Any = None) -> None:
 
     log = log or sys.stderr
     prometheus_client.disable_created_metrics()  # no ``*_created`` timestamp series beside each counter
+    sock = bind(settings.host, settings.port)  # before the model loads: a taken port fails at once
     if settings.threads is not None:
         torch.set_num_threads(settings.threads)
     served = load_served_model(settings)
@@ -40,16 +42,31 @@ def serve(settings: ServeSettings, log: Any = None) -> None:
         async def startup(self, sockets: Any = None) -> None:
             await super().startup(sockets)
             if not self.should_exit:
-                host, port = self.servers[0].sockets[0].getsockname()[:2]
+                host, port = sock.getsockname()[:2]
+                host = f"[{host}]" if ":" in host else host
                 print(f"squeezebert serve: ready on http://{host}:{port} ({what})", file=log, flush=True)
 
     config = uvicorn.Config(
         app,
-        host=settings.host,
-        port=settings.port,
         log_level="warning",
         access_log=False,
         timeout_graceful_shutdown=None,  # finish every accepted request
-        limit_concurrency=None,
     )
-    Server(config).run()
+    with sock:
+        Server(config).run(sockets=[sock])
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host:port`` (listening starts with the server); an OSError naming the address."""
+    try:
+        family, kind, protocol, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        sock = socket.socket(family, kind, protocol)
+    except OSError as err:
+        raise OSError(f"cannot listen on {host}:{port}: {err.strerror or err}") from None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as err:
+        sock.close()
+        raise OSError(f"cannot listen on {host}:{port}: {err.strerror or err}") from None
+    return sock
