@@ -26,7 +26,6 @@ class Work:
         items: the pipeline inputs, one per result.
         params: call parameters, already checked by ``pipeline.prepare``.
         single: the request sent one input (some routes then answer with one result, not a list).
-        truncate: inputs longer than the limit are cut (else they are a 422).
         truncation_side: ``right`` (keep the start) or ``left`` (keep the end).
         extra: what the response needs besides the results (the texts of ``/rerank``...).
     """
@@ -35,7 +34,6 @@ class Work:
     items: list[Any]
     params: dict[str, Any]
     single: bool = False
-    truncate: bool = True
     truncation_side: str = "right"
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -123,7 +121,7 @@ def embed_work(pipeline: Pipeline, body: dict[str, Any], max_batch: int, auto_tr
     normalize = get(body, "normalize", bool, True)
     truncate, side = truncation(body, auto_truncate)
     params = prepare(pipeline, {"pooling": "mean", "normalize": normalize, "truncation": truncate})
-    return Work(pipeline, items, params, single, truncate, side)
+    return Work(pipeline, items, params, single, side)
 
 
 def openai_work(pipeline: Pipeline, body: dict[str, Any], max_batch: int, auto_truncate: bool) -> Work:
@@ -133,7 +131,7 @@ def openai_work(pipeline: Pipeline, body: dict[str, Any], max_batch: int, auto_t
         raise validation(f"`encoding_format` must be float or base64, got {encoding!r}")
     get(body, "model", str)
     params = prepare(pipeline, {"pooling": "mean", "normalize": True, "truncation": auto_truncate})
-    return Work(pipeline, items, params, single, auto_truncate, extra={"encoding_format": encoding})
+    return Work(pipeline, items, params, single, extra={"encoding_format": encoding})
 
 
 def openai_response(work: Work, results: list[list[float]], tokens: int, model_id: str) -> dict[str, Any]:
@@ -143,7 +141,7 @@ def openai_response(work: Work, results: list[list[float]], tokens: int, model_i
             vector = base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode("ascii")
         data.append({"object": "embedding", "embedding": vector, "index": index})
     usage = {"prompt_tokens": tokens, "total_tokens": tokens}
-    return {"object": "list", "data": data, "model": work.extra.get("model") or model_id, "usage": usage}
+    return {"object": "list", "data": data, "model": model_id, "usage": usage}
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -173,7 +171,7 @@ def predict_work(pipeline: Pipeline, body: dict[str, Any], max_batch: int, auto_
     truncate, side = truncation(body, auto_truncate)
     raw = get(body, "raw_scores", bool, False)
     params = prepare(pipeline, {"top_k": None, "function_to_apply": "none" if raw else None, "truncation": truncate})
-    return Work(pipeline, items, params, single, truncate, side)
+    return Work(pipeline, items, params, single, side)
 
 
 def rerank_work(pipeline: Pipeline, body: dict[str, Any], max_batch: int, auto_truncate: bool) -> Work:
@@ -194,7 +192,7 @@ def rerank_work(pipeline: Pipeline, body: dict[str, Any], max_batch: int, auto_t
         pipeline, {"top_k": None, "function_to_apply": "none" if raw else "sigmoid", "truncation": truncate}
     )
     extra = {"texts": items, "return_text": get(body, "return_text", bool, False)}
-    return Work(pipeline, [(query, text) for text in items], params, False, truncate, side, extra)
+    return Work(pipeline, [(query, text) for text in items], params, False, side, extra)
 
 
 def rerank_response(work: Work, results: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
@@ -234,7 +232,7 @@ def task_work(pipeline: Pipeline, body: dict[str, Any], max_batch: int, auto_tru
         items = [_item(pipeline, value) for value in inputs]
     else:
         items = [_item(pipeline, inputs)]
-    return Work(pipeline, items, prepare(pipeline, params), not is_list, truncate=True)
+    return Work(pipeline, items, prepare(pipeline, params), not is_list)
 
 
 # ----------------------------------------------------------------------------------------------------------------
