@@ -6,7 +6,8 @@
 - ``numerics``: float64 recomputation of the reference and tolerances derived from rounding-error analysis;
 - ``reference``: a hand-written encoder, for what the reference does not implement (``head_mask``);
 - ``checkpoints``: checkpoint writers, a hand-made Hugging Face cache, the pipeline tests' small checkpoints;
-- ``logs``: capturing the package's log records.
+- ``logs``: capturing the package's log records;
+- ``server``: ``squeezebert serve`` in a subprocess on a loopback port, or its app in-process with an httpx client.
 
 ``transformers`` is imported only by the modules that compare against it; the package never imports it.
 """
