@@ -297,3 +297,25 @@ def test_a_taken_port_is_one_line_and_status_2(checkpoints, capsys) -> None:
         assert main(["serve", "-m", str(checkpoints["sentiment"]), "--port", str(port)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"squeezebert serve: error: cannot listen on 127.0.0.1:{port}: Address already in use"]
+
+
+def test_a_bug_is_a_json_500_and_the_server_goes_on(checkpoints, monkeypatch) -> None:
+    import httpx
+
+    from squeezebert.serving import handlers
+
+    def broken(*args):
+        raise KeyError("a bug")
+
+    async def scenario():
+        async with served_client(checkpoints["sentiment"]) as client:
+            monkeypatch.setattr(handlers, "decode", broken)
+            transport = httpx.ASGITransport(app=client.app, raise_app_exceptions=False)
+            async with httpx.AsyncClient(transport=transport, base_url="http://serve.test") as raw:
+                failed = await raw.post("/decode", json={"ids": [101]})
+                after = await raw.post("/embed", json={"inputs": "still up"})
+            return failed, after
+
+    failed, after = asyncio.run(scenario())
+    assert_error(failed, 500, "backend", "POST /decode: internal error KeyError")
+    assert after.status_code == 200

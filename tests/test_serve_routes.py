@@ -512,7 +512,7 @@ def test_a_request_whose_client_went_away_is_dropped_before_inference(checkpoint
     assert 'te_request_failure_total{err="disconnected",route="/embed"} 1.0' in metrics
 
 
-def test_a_failing_forward_pass_answers_424_and_the_server_goes_on(checkpoints, monkeypatch) -> None:
+def test_a_failing_forward_pass_answers_424_and_the_server_goes_on(checkpoints, monkeypatch, caplog) -> None:
     folder = checkpoints["sentiment"]
 
     async def scenario():
@@ -531,6 +531,7 @@ def test_a_failing_forward_pass_answers_424_and_the_server_goes_on(checkpoints, 
     assert "CPU out of memory" in failed.json()["error"]
     assert health.status_code == 200 and again.status_code == 200
     assert rows == [1, 1, 1]  # the failed batch, the health check's one token, the next request
+    assert any("a forward pass of 1 x 3 tokens failed" in record.getMessage() for record in caplog.records)
 
 
 def test_health_is_503_while_the_model_keeps_failing(checkpoints, monkeypatch) -> None:

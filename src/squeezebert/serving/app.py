@@ -396,7 +396,12 @@ def build_app(served: ServedModel, settings: ServeSettings) -> Starlette:
         message = f"{request.method} {request.url.path}: {getattr(exc, 'detail', 'error')}"
         return JSONResponse({"error": message, "error_type": kind}, status_code=status)
 
-    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error})
+    async def server_error(request: Request, exc: Exception) -> Response:  # a bug: uvicorn logs its traceback
+        message = f"{request.method} {request.url.path}: internal error {type(exc).__name__}"
+        return JSONResponse({"error": message, "error_type": "backend"}, status_code=500)
+
+    handlers_by_error = {HTTPException: http_error, Exception: server_error}
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers_by_error)
     app.state.serve = state
     if settings.api_key is not None:
         app.add_middleware(BearerAuth, api_key=settings.api_key)

@@ -12,6 +12,7 @@ batch (``backend``, 424) and the runner goes on.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from collections import deque
@@ -23,6 +24,8 @@ import torch
 from ..pipelines import Pipeline
 from .errors import ServeError
 from .metrics import ServeMetrics
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -188,6 +191,7 @@ class BatchEngine:
         except Exception as err:  # noqa: BLE001 - out of memory, a kernel error...: this batch fails, not the server
             self.healthy = False
             self.metrics.batch_failure.inc()
+            logger.warning("squeezebert serve: a forward pass of %d x %d tokens failed: %r", rows, width, err)
             error = ServeError("backend", f"inference failed: {type(err).__name__}: {err}", reason="inference")
             for job in {job for job, _ in batch.entries}:
                 job.gone = True  # its other rows need not run
