@@ -1,5 +1,5 @@
 """``squeezebert serve``: an HTTP inference server with text-embeddings-inference's API (``pip install
-'squeezebert[serve]'``: uvicorn, Starlette, prometheus-client).
+'squeezebert[serve]'``: uvicorn, Starlette, prometheus-client, orjson).
 
 >>> from squeezebert.serving import ServeSettings, serve
 >>> serve(ServeSettings(model="my-model/", port=8080))  # until SIGTERM / SIGINT
@@ -18,12 +18,13 @@ __all__ = ["MissingServeExtraError", "ServeSettings", "build_app", "load_served_
 
 
 class MissingServeExtraError(MissingExtraError):
-    """uvicorn, Starlette or prometheus-client is missing."""
+    """uvicorn, Starlette, prometheus-client or orjson is missing."""
 
 
 def require_serve_extra() -> None:
     """A :class:`MissingServeExtraError` naming ``squeezebert[serve]`` unless its packages import."""
     try:
+        import orjson  # noqa: F401
         import prometheus_client  # noqa: F401
         import starlette  # noqa: F401
         import uvicorn  # noqa: F401

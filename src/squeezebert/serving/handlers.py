@@ -120,8 +120,14 @@ def embed_work(pipeline: Pipeline, body: dict[str, Any], max_batch: int, auto_tr
     items, single = texts(body.get("inputs"), "inputs", max_batch)
     normalize = get(body, "normalize", bool, True)
     truncate, side = truncation(body, auto_truncate)
-    params = prepare(pipeline, {"pooling": "mean", "normalize": normalize, "truncation": truncate})
-    return Work(pipeline, items, params, single, side)
+    params = {"pooling": "mean", "normalize": normalize, "truncation": truncate, "return_tensors": True}
+    return Work(pipeline, items, prepare(pipeline, params), single, side)
+
+
+def embeddings(results: list[Any]) -> np.ndarray:
+    """The pipeline's vectors (tensors, with ``return_tensors``) as one float32 array ``[inputs, hidden]``: the JSON
+    writer gives each number as its shortest float32 form."""
+    return np.stack([vector.numpy() for vector in results])
 
 
 def openai_work(pipeline: Pipeline, body: dict[str, Any], max_batch: int, auto_truncate: bool) -> Work:
@@ -130,15 +136,15 @@ def openai_work(pipeline: Pipeline, body: dict[str, Any], max_batch: int, auto_t
     if encoding not in ("float", "base64"):
         raise validation(f"`encoding_format` must be float or base64, got {encoding!r}")
     get(body, "model", str)
-    params = prepare(pipeline, {"pooling": "mean", "normalize": True, "truncation": auto_truncate})
-    return Work(pipeline, items, params, single, extra={"encoding_format": encoding})
+    params = {"pooling": "mean", "normalize": True, "truncation": auto_truncate, "return_tensors": True}
+    return Work(pipeline, items, prepare(pipeline, params), single, extra={"encoding_format": encoding})
 
 
-def openai_response(work: Work, results: list[list[float]], tokens: int, model_id: str) -> dict[str, Any]:
+def openai_response(work: Work, results: list[Any], tokens: int, model_id: str) -> dict[str, Any]:
     data = []
-    for index, vector in enumerate(results):
+    for index, vector in enumerate(embeddings(results)):
         if work.extra["encoding_format"] == "base64":  # little-endian float32 bytes, as OpenAI sends them
-            vector = base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode("ascii")
+            vector = base64.b64encode(vector.astype("<f4").tobytes()).decode("ascii")
         data.append({"object": "embedding", "embedding": vector, "index": index})
     usage = {"prompt_tokens": tokens, "total_tokens": tokens}
     return {"object": "list", "data": data, "model": model_id, "usage": usage}
