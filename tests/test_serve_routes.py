@@ -390,11 +390,14 @@ def serve_state(client):
     return client.app.state.serve
 
 
-async def all_enqueued(client) -> None:
-    """Return once every request sent so far has its rows in the queue: the tokenization thread runs its jobs in
-    order, and each request queues its rows as soon as its tokenization is done."""
-    await serve_state(client).in_thread(lambda: None)
-    await asyncio.sleep(0)
+async def wait_queued(client, rows: int) -> None:
+    """Return once ``rows`` rows wait in the engine's queue (bounded: a minute)."""
+    engine = serve_state(client).engine
+    for _ in range(6000):
+        if len(engine._pending) >= rows:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"{len(engine._pending)} rows queued, expected {rows}")
 
 
 def test_requests_waiting_for_the_model_run_together(checkpoints, monkeypatch) -> None:
@@ -408,7 +411,7 @@ def test_requests_waiting_for_the_model_run_together(checkpoints, monkeypatch) -
             first = asyncio.ensure_future(client.post("/embed", json={"inputs": texts[0]}))
             await asyncio.to_thread(gate.entered.wait, 60)
             rest = [asyncio.ensure_future(client.post("/embed", json={"inputs": text})) for text in texts[1:]]
-            await all_enqueued(client)
+            await wait_queued(client, len(rest))
             gate.open()
             return gate.rows, await asyncio.gather(first, *rest)
 
@@ -497,7 +500,7 @@ def test_a_request_whose_client_went_away_is_dropped_before_inference(checkpoint
             await asyncio.to_thread(gate.entered.wait, 60)
             gone = asyncio.Event()
             dropped = asyncio.ensure_future(call(client.app, b'{"inputs": ["never run", "nor this"]}', gone))
-            await all_enqueued(client)
+            await wait_queued(client, 2)
             gone.set()
             await dropped
             gate.open()
