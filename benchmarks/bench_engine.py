@@ -1,19 +1,34 @@
-"""The engine benchmark: squeezebert's fast path (fp32 and int8) against Hugging Face's SqueezeBERT and BERT-base.
+"""The engine benchmark: squeezebert's fast path (fp32 and int8) against Hugging Face and the runtimes a user would
+pick instead (ONNX Runtime, OpenVINO), all timed in the same rounds as the machine's fp32 and int8 matmul peaks.
 
-    python benchmarks/bench_engine.py            # full run, 6-9 minutes on 2 cores
-    python benchmarks/bench_engine.py --quick    # a smaller, noisier run (about 3 minutes)
+    python benchmarks/bench_engine.py                        # the whole table, about 10 minutes on 2 cores
+    python benchmarks/bench_engine.py --quick                # fewer rounds, no training step (about 5 minutes)
+    python benchmarks/bench_engine.py --background-load 2    # also under 2 busy processes (see below)
 
-For batch 1, 8 and 32 at 128 tokens and batch 1 at 512 tokens it prints, per model: ms per batch, sequences/s,
-achieved GFLOP/s (analytic encoder FLOPs, the same count for int8), the share of the fp32 matmul peak (a 2048^3
-matmul timed in the same rounds as the models, so that it sees the same load), the memory the forward pass adds
-(peak RSS over the RSS before it), and the speed ratios against HF SqueezeBERT and HF BERT-base (random weights,
-default configs). Then a training step (forward + backward, batch 8 x 128) against HF SqueezeBERT. The models run
-interleaved (A B C D A B C D ...) and each figure is the median of the rounds. Everything runs twice, in fresh
-processes: with glibc's default malloc settings and with tuned ones (MALLOC_MMAP_THRESHOLD_ /
-MALLOC_TRIM_THRESHOLD_ / MALLOC_TOP_PAD_), which stop glibc from returning and page-faulting large buffers on
-every call.
+Models (the paper's config, random weights, the same weights everywhere):
 
-Hugging Face ``transformers`` is needed here (it is the reference), never by the package.
+- ``squeezebert fp32`` and ``squeezebert int8`` (``quantize_dynamic``): this package in PyTorch;
+- ``HF SqueezeBERT`` (the reference of the ratios) and ``HF BERT-base``: ``transformers`` in PyTorch;
+- ``ORT fp32``: the reference exported with ``torch.onnx.export`` (grouped ``Conv``), in ONNX Runtime;
+- ``ORT int8``: ``squeezebert.export.to_onnx`` of the same weights (one ``MatMul`` per group) with every projection
+  quantized by ONNX Runtime's dynamic quantization (per-channel int8 weights; ORT's int8 does not run the ``Conv``
+  form well);
+- ``OpenVINO fp32``: the ``ORT fp32`` file read by OpenVINO (precision hint f32);
+- ``OpenVINO int8``: that model through NNCF's post-training quantization (transformer preset, calibrated on 16
+  random sequences).
+
+The peers are optional: without ``onnxruntime`` / ``openvino`` / ``nncf`` their rows say why they are missing
+(``pip install -e '.[bench]'`` installs them). Every runtime gets as many threads as torch.
+
+Per row: ms per batch, sequences/s, achieved GFLOP/s (the analytic encoder FLOPs, the same count for int8), the
+share of the fp32 matmul peak and of the int8 matmul peak (2048^3 ``a @ b`` and ``torch._int_mm`` timed in the same
+rounds, so that they see the same load), the memory the forward pass adds (peak RSS over the RSS before it), the
+speed ratio to HF SqueezeBERT, and the smallest per-token cosine similarity of the last hidden state to HF
+SqueezeBERT's. The models run interleaved (A B C ... A B C ...), each figure the median of the rounds. At the end
+the issue's goals, each marked met or not.
+
+``--background-load N`` starts N busy processes (a single-threaded matmul loop each, with a hard deadline, killed
+at the end) and runs every round twice, quiet and loaded: the second table shows each model's slowdown under load.
 """
 
 from __future__ import annotations
@@ -29,11 +44,17 @@ import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 import squeezebert
 from squeezebert.bench import encoder_flops, time_interleaved
@@ -43,9 +64,14 @@ TUNED_MALLOC = {
     "MALLOC_TRIM_THRESHOLD_": str(1 << 31),
     "MALLOC_TOP_PAD_": str(256 << 20),
 }
-ROWS = [(1, 128), (8, 128), (32, 128), (1, 512)]  # (batch, seq)
-MODELS = ("squeezebert fp32", "squeezebert int8", "HF SqueezeBERT", "HF BERT-base")
-PEAK = "fp32 matmul 2048^3"
+OURS_FP32, OURS_INT8, REFERENCE, BERT = "squeezebert fp32", "squeezebert int8", "HF SqueezeBERT", "HF BERT-base"
+ORT_FP32, ORT_INT8, OV_FP32, OV_INT8 = "ORT fp32", "ORT int8", "OpenVINO fp32", "OpenVINO int8"
+MODELS = (OURS_FP32, OURS_INT8, REFERENCE, BERT, ORT_FP32, ORT_INT8, OV_FP32, OV_INT8)
+PEAK_FP32, PEAK_INT8 = "fp32 matmul 2048^3", "int8 matmul 2048^3"
+PEAK_SIZE = 2048
+
+Inputs = dict[str, torch.Tensor]
+Runner = Callable[[Inputs], torch.Tensor]  # named inputs -> last hidden state
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -100,59 +126,229 @@ def forward_memory_mib(fn: Callable[[], object]) -> float:
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# One process: measure everything with the malloc settings it was started with
+# Background load: N single-threaded matmul loops, busy while a flag file exists, each with a hard deadline
+
+_BUSY_LOOP = """
+import os, sys, time
+import torch
+torch.set_num_threads(1)
+flag, deadline, parent = sys.argv[1], time.monotonic() + float(sys.argv[2]), os.getppid()
+a = torch.randn(256, 256)
+while time.monotonic() < deadline and os.getppid() == parent:  # ends with the benchmark, killed or not
+    if os.path.exists(flag):
+        for _ in range(10):
+            a @ a
+    else:
+        time.sleep(0.002)
+"""
 
 
-def build_models() -> tuple[dict[str, torch.nn.Module], squeezebert.SqueezeBertConfig, object]:
+class BackgroundLoad:
+    """``count`` busy processes, started idle; :meth:`busy` switches them on for a block. They end by themselves
+    after ``deadline_s`` and are killed when the ``with`` block ends."""
+
+    def __init__(self, count: int, deadline_s: float, folder: Path) -> None:
+        self.flag = folder / "busy"
+        self.processes = [
+            subprocess.Popen([sys.executable, "-c", _BUSY_LOOP, str(self.flag), str(deadline_s)]) for _ in range(count)
+        ]
+
+    @contextlib.contextmanager
+    def busy(self) -> Iterator[None]:
+        self.flag.touch()
+        try:
+            yield
+        finally:
+            self.flag.unlink(missing_ok=True)
+
+    def __enter__(self) -> BackgroundLoad:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.flag.unlink(missing_ok=True)
+        for process in self.processes:
+            process.kill()
+            process.wait()
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The models and the peers
+
+
+def torch_runner(model: torch.nn.Module, with_mask: bool = False) -> Runner:
+    if with_mask:
+        return lambda inputs: model(**inputs).last_hidden_state
+    return lambda inputs: model(input_ids=inputs["input_ids"]).last_hidden_state
+
+
+def numpy_feeds(inputs: Inputs) -> dict[str, object]:
+    return {name: value.numpy() for name, value in inputs.items()}
+
+
+def ort_runner(path: Path) -> Runner:
+    from bench_deploy import ort_session
+
+    session = ort_session(path)
+    return lambda inputs: torch.from_numpy(session.run(["last_hidden_state"], numpy_feeds(inputs))[0])
+
+
+def openvino_runners(fp32_path: Path, vocab_size: int) -> dict[str, Runner | str]:
+    """OpenVINO fp32 of the ONNX file and its NNCF post-training int8 quantization (a reason string if missing)."""
+    try:
+        import openvino
+    except ImportError:
+        return {OV_FP32: "openvino is not installed", OV_INT8: "openvino is not installed"}
+    from bench_deploy import random_inputs
+
+    core = openvino.Core()
+    model = core.read_model(str(fp32_path))
+    settings = {"INFERENCE_NUM_THREADS": torch.get_num_threads(), "PERFORMANCE_HINT": "LATENCY"}
+
+    def runner(compiled: object) -> Runner:
+        request = compiled.create_infer_request()
+        return lambda inputs: torch.from_numpy(request.infer(numpy_feeds(inputs))[0].copy())
+
+    runners: dict[str, Runner | str] = {
+        OV_FP32: runner(core.compile_model(model, "CPU", {**settings, "INFERENCE_PRECISION_HINT": "f32"}))
+    }
+    try:
+        import nncf
+    except ImportError:
+        runners[OV_INT8] = "nncf is not installed"
+        return runners
+    samples = [numpy_feeds(random_inputs(vocab_size, 1, 128 if n % 2 else 64)) for n in range(16)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        quantized = nncf.quantize(
+            model, nncf.Dataset(samples), model_type=nncf.ModelType.TRANSFORMER, subset_size=len(samples)
+        )
+    runners[OV_INT8] = runner(core.compile_model(quantized, "CPU", settings))
+    return runners
+
+
+def peer_runners(reference: torch.nn.Module, ours: torch.nn.Module, folder: Path) -> dict[str, Runner | str]:
+    """ONNX Runtime and OpenVINO runners of the reference's weights (or why each is missing)."""
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        reason = "onnxruntime is not installed"
+        return {ORT_FP32: reason, ORT_INT8: reason, OV_FP32: reason, OV_INT8: reason}
+    from bench_deploy import export_hf_onnx
+
+    from squeezebert.export import INT8_FILE, to_onnx
+
+    hf_fp32, _ = export_hf_onnx(reference, folder / "hf")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        to_onnx(ours, folder / "matmul", task="feature-extraction", int8=True, keep_float=())
+    runners: dict[str, Runner | str] = {
+        ORT_FP32: ort_runner(hf_fp32),
+        ORT_INT8: ort_runner(folder / "matmul" / INT8_FILE),
+    }
+    try:
+        runners.update(openvino_runners(hf_fp32, ours.config.vocab_size))
+    except Exception as err:  # an OpenVINO or NNCF that cannot read or quantize this graph: say why, go on
+        runners.update({OV_FP32: f"failed: {err}"[:200], OV_INT8: f"failed: {err}"[:200]})
+    return runners
+
+
+@dataclass
+class Setup:
+    runners: dict[str, Runner]  # the models that run
+    missing: dict[str, str]  # the others: why they are missing
+    config: squeezebert.SqueezeBertConfig
+    trainable: dict[str, torch.nn.Module]  # ours and the reference in floating point, for the training step
+
+
+def build(folder: Path, sizes: dict[str, int] | None = None) -> Setup:
+    """Every model's runner (the peers' files written under ``folder``), or why it is missing. ``sizes`` overrides
+    the default configs' sizes (``hidden_size`` and co., for a small smoke run)."""
     import transformers
 
     transformers.logging.set_verbosity_error()
     torch.manual_seed(0)
-    reference = transformers.SqueezeBertModel(transformers.SqueezeBertConfig()).eval()
-    ours = squeezebert.SqueezeBertModel(squeezebert.SqueezeBertConfig()).eval()
+    reference = transformers.SqueezeBertModel(transformers.SqueezeBertConfig(**(sizes or {}))).eval()
+    ours = squeezebert.SqueezeBertModel(squeezebert.SqueezeBertConfig(**reference.config.to_dict())).eval()
     ours.load_state_dict(reference.state_dict(), strict=False)
-    bert = transformers.BertModel(transformers.BertConfig()).eval()
-    models = {
-        "squeezebert fp32": ours,
-        "squeezebert int8": squeezebert.quantize_dynamic(ours),
-        "HF SqueezeBERT": reference,
-        "HF BERT-base": bert,
+    bert = transformers.BertModel(transformers.BertConfig(**(sizes or {}))).eval()
+    runners: dict[str, Runner | str] = {
+        OURS_FP32: torch_runner(ours),
+        OURS_INT8: torch_runner(squeezebert.quantize_dynamic(ours)),
+        REFERENCE: torch_runner(reference),
+        BERT: torch_runner(bert),
     }
-    return models, ours.config, transformers.BertConfig()
-
-
-def measure(rounds: dict[str, int]) -> dict:
-    models, config, bert_config = build_models()
-    bert_flops_config = squeezebert.SqueezeBertConfig(
-        q_groups=1, k_groups=1, v_groups=1, post_attention_groups=1, intermediate_groups=1, output_groups=1
+    sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_deploy's exporters and sessions
+    with torch.no_grad():
+        runners.update(peer_runners(reference, ours, folder))
+    return Setup(
+        runners={name: run for name, run in runners.items() if not isinstance(run, str)},
+        missing={name: reason for name, reason in runners.items() if isinstance(reason, str)},
+        config=ours.config,
+        trainable={OURS_FP32: ours, REFERENCE: reference},
     )
-    assert bert_config.hidden_size == bert_flops_config.hidden_size
-    result: dict = {"rows": []}
-    size = 2048  # the matmul peak runs interleaved with the models: each row's "% of peak" is under its own load
-    a, b = torch.randn(size, size), torch.randn(size, size)
-    with torch.inference_mode():
-        ids = torch.randint(0, 30000, (2, 128))
-        check = models["squeezebert fp32"](input_ids=ids).last_hidden_state
-        result["max_diff"] = (check - models["HF SqueezeBERT"](input_ids=ids).last_hidden_state).abs().max().item()
-        for batch, seq in ROWS:
-            key = f"{batch}x{seq}"
-            if rounds.get(key, 0) <= 0:
-                continue
-            ids = torch.randint(0, 30000, (batch, seq), generator=torch.Generator().manual_seed(batch))
-            calls = {name: (lambda m=m, ids=ids: m(input_ids=ids)) for name, m in models.items()}
-            times = time_interleaved({**calls, PEAK: lambda: a @ b}, rounds[key])
-            row = {"batch": batch, "seq": seq, "peak": 2 * size**3 / statistics.median(times.pop(PEAK)) / 1e9}
-            row["models"] = {}
-            for name, samples in times.items():
-                flops_config = bert_flops_config if name == "HF BERT-base" else config
-                row["models"][name] = {
-                    "s": statistics.median(samples),
-                    "flops": encoder_flops(flops_config, batch, seq),
-                    "mib": forward_memory_mib(calls[name]),
-                }
-            result["rows"].append(row)
-    if rounds.get("train", 0) > 0:
-        result["train"] = measure_training(models, rounds["train"])
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# One process: measure everything with the malloc settings it was started with
+
+
+def measure(rounds: dict[tuple[int, int] | str, int], background: int, sizes: dict[str, int] | None = None) -> dict:
+    """Every row of ``rounds`` (``(batch, seq)``: rounds; ``"train"``: training steps) measured, ``background``
+    busy processes, the configs' ``sizes`` overridden (see :func:`build`): the figures the tables print."""
+    from bench_deploy import random_inputs
+
+    with tempfile.TemporaryDirectory() as tmp:
+        setup = build(Path(tmp), sizes)
+        runners, config = setup.runners, setup.config
+        flops_configs = {name: config for name in runners}
+        flops_configs[BERT] = squeezebert.SqueezeBertConfig(
+            **(sizes or {}),
+            q_groups=1,
+            k_groups=1,
+            v_groups=1,
+            post_attention_groups=1,
+            intermediate_groups=1,
+            output_groups=1,
+        )
+        a, b = torch.randn(PEAK_SIZE, PEAK_SIZE), torch.randn(PEAK_SIZE, PEAK_SIZE)
+        a8 = torch.randint(-128, 128, (PEAK_SIZE, PEAK_SIZE), dtype=torch.int8)
+        b8 = torch.randint(-128, 128, (PEAK_SIZE, PEAK_SIZE), dtype=torch.int8)
+        peaks = {PEAK_FP32: lambda: a @ b, PEAK_INT8: lambda: torch._int_mm(a8, b8)}
+        result: dict = {"rows": [], "missing": setup.missing, "load": [os.getloadavg()[0]]}
+        load = BackgroundLoad(background, deadline_s=1800, folder=Path(tmp)) if background else None
+        with load or contextlib.nullcontext(), torch.inference_mode():
+            for batch, seq in (key for key in rounds if key != "train"):
+                inputs = random_inputs(config.vocab_size, batch, seq)
+                calls = {name: (lambda run=run, inputs=inputs: run(inputs)) for name, run in runners.items()}
+                calls.update(peaks)
+                expected = runners[REFERENCE](inputs).double()
+                for fn in calls.values():  # warm-up
+                    fn()
+                phases: dict[str, dict[str, list[float]]] = {"quiet": {}, "loaded": {}}
+                for _ in range(rounds[batch, seq]):
+                    for phase, times in phases.items():
+                        if phase == "loaded" and load is None:
+                            continue
+                        with load.busy() if phase == "loaded" else contextlib.nullcontext():
+                            for name, samples in time_interleaved(calls, 1, warmup=0).items():
+                                times.setdefault(name, []).extend(samples)
+                row: dict = {"batch": batch, "seq": seq, "models": {}}
+                for phase, times in phases.items():
+                    if not times:
+                        continue
+                    row[phase] = {name: statistics.median(times[name]) for name in times}
+                for name, run in runners.items():
+                    got = run(inputs).double()
+                    row["models"][name] = {
+                        "flops": encoder_flops(flops_configs[name], batch, seq),
+                        "mib": forward_memory_mib(calls[name]),
+                        "cosine": F.cosine_similarity(got, expected, dim=-1).min().item() if name != BERT else None,
+                        "max_diff": (got - expected).abs().max().item() if name != BERT else None,
+                    }
+                result["rows"].append(row)
+        if rounds.get("train", 0) > 0:
+            result["train"] = measure_training(setup.trainable, rounds["train"])
+        result["load"].append(os.getloadavg()[0])
     return result
 
 
@@ -160,8 +356,8 @@ def measure_training(models: dict[str, torch.nn.Module], rounds: int) -> dict[st
     """Seconds per forward + backward of the encoder in train mode (dropout on), batch 8 x 128."""
     ids = torch.randint(0, 30000, (8, 128), generator=torch.Generator().manual_seed(8))
     steps = {}
-    for name in ("squeezebert fp32", "HF SqueezeBERT"):
-        model = models[name].train()
+    for name, model in models.items():
+        model.train()
 
         def step(model: torch.nn.Module = model) -> None:
             model.zero_grad(set_to_none=True)
@@ -169,93 +365,200 @@ def measure_training(models: dict[str, torch.nn.Module], rounds: int) -> dict[st
 
         steps[name] = step
     times = time_interleaved(steps, rounds)
-    for name in steps:
-        models[name].eval()
+    for model in models.values():
+        model.eval()
     return {name: statistics.median(samples) for name, samples in times.items()}
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# The parent: run both malloc settings in fresh processes and print the tables
+# The parent: run the measuring process, print the tables and the goals
 
 
 def machine() -> str:
     cpu = platform.processor() or "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
     flags = ""
     try:
         with open("/proc/cpuinfo") as f:
             text = f.read()
-        flags = ", ".join(flag for flag in ("avx512f", "avx512_vnni", "avx512_bf16", "amx_int8") if flag in text)
-    except OSError:
+        cpu = next(line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name"))
+        words = set(next(line for line in text.splitlines() if line.startswith("flags")).split())
+        flags = ", ".join(f for f in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_int8") if f in words)
+    except (OSError, StopIteration):
         pass
+    versions = [f"torch {torch.__version__}"]
+    for package in ("onnxruntime", "openvino", "nncf", "transformers"):
+        with contextlib.suppress(PackageNotFoundError):
+            versions.append(f"{package} {version(package)}")
     return (
-        f"{cpu}, {os.cpu_count()} cores ({flags}); torch {torch.__version__}, {torch.get_num_threads()} threads; "
+        f"{cpu}, {os.cpu_count()} cores ({flags}); {torch.get_num_threads()} threads; {', '.join(versions)}; "
         f"{datetime.date.today().isoformat()}"
     )
 
 
-def print_tables(label: str, result: dict) -> None:
-    print(f"\n### malloc: {label}\n")
+def _ratio(times: dict[str, float], faster: str, slower: str) -> float | None:
+    return times[slower] / times[faster] if faster in times and slower in times else None
+
+
+def print_table(result: dict, phase: str) -> None:
     print(
-        "| batch x seq | model | ms / batch | seq / s | GFLOP/s | % of peak | MiB added | vs HF SqueezeBERT "
-        "| vs HF BERT-base |"
+        "| batch x seq | model | ms / batch | seq / s | GFLOP/s | % fp32 peak | % int8 peak | MiB added "
+        "| vs HF SqueezeBERT | min cosine to HF SqueezeBERT |"
     )
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for row in result["rows"]:
-        models, peak = row["models"], row["peak"]
-        print(f"| {row['batch']} x {row['seq']} | {PEAK} | | | {peak:.0f} | 100% | | | |")
-        ref, bert = models["HF SqueezeBERT"]["s"], models["HF BERT-base"]["s"]
-        for name in MODELS:
-            m = models[name]
-            gflops = m["flops"] / m["s"] / 1e9
+        times, shape = row[phase], f"{row['batch']} x {row['seq']}"
+        peaks = {name: 2 * PEAK_SIZE**3 / times[name] / 1e9 for name in (PEAK_FP32, PEAK_INT8)}
+        for name, peak in peaks.items():
             print(
-                f"| {row['batch']} x {row['seq']} | {name} | {m['s'] * 1e3:.1f} | {row['batch'] / m['s']:.1f} | "
-                f"{gflops:.0f} | {100 * gflops / peak:.0f}% | {m['mib']:.0f} | {ref / m['s']:.2f}x | "
-                f"{bert / m['s']:.2f}x |"
+                f"| {shape} | {name} | {times[name] * 1e3:.1f} | | {peak:.0f} | "
+                f"{100 * peak / peaks[PEAK_FP32]:.0f}% | {100 * peak / peaks[PEAK_INT8]:.0f}% | | | |"
             )
-    if "train" in result:
-        ours, ref = result["train"]["squeezebert fp32"], result["train"]["HF SqueezeBERT"]
-        print(
-            f"\nTraining step (forward + backward, batch 8 x 128, fp32): squeezebert {ours * 1e3:.0f} ms, "
-            f"HF SqueezeBERT {ref * 1e3:.0f} ms: {ref / ours:.2f}x"
+        for name in MODELS:
+            if name not in row["models"]:
+                print(f"| {shape} | {name} | | | | | | | | {result['missing'][name]} |")
+                continue
+            m, seconds = row["models"][name], times[name]
+            gflops = m["flops"] / seconds / 1e9
+            cosine = "" if m["cosine"] is None else f"{m['cosine']:.5f}"
+            print(
+                f"| {shape} | {name} | {seconds * 1e3:.1f} | {row['batch'] / seconds:.1f} | {gflops:.0f} | "
+                f"{100 * gflops / peaks[PEAK_FP32]:.0f}% | {100 * gflops / peaks[PEAK_INT8]:.1f}% | {m['mib']:.0f} | "
+                f"{times[REFERENCE] / seconds:.2f}x | {cosine} |"
+            )
+
+
+def print_load_table(result: dict) -> None:
+    """Each model's slowdown under the background load (loaded / quiet time, the same rounds)."""
+    print("| batch x seq | model | ms quiet | ms loaded | slowdown | slowdown / HF SqueezeBERT's |")
+    print("|---|---|---:|---:|---:|---:|")
+    for row in result["rows"]:
+        quiet, loaded = row["quiet"], row["loaded"]
+        ref = loaded[REFERENCE] / quiet[REFERENCE]
+        for name in (*MODELS, PEAK_FP32, PEAK_INT8):
+            if name in quiet:
+                slowdown = loaded[name] / quiet[name]
+                print(
+                    f"| {row['batch']} x {row['seq']} | {name} | {quiet[name] * 1e3:.1f} | {loaded[name] * 1e3:.1f} "
+                    f"| {slowdown:.2f}x | {slowdown / ref:.2f} |"
+                )
+
+
+def goals(result: dict) -> list[tuple[str, str, bool | None]]:
+    """The issue's speed goals: (goal, the figures, met / not met / None when not measured)."""
+    rows = {(row["batch"], row["seq"]): row for row in result["rows"]}
+    out: list[tuple[str, str, bool | None]] = []
+
+    def add(goal: str, values: list[float | None], target: float, fmt: str, at_most: bool = False) -> None:
+        if any(v is None for v in values) or not values:
+            out.append((goal, "not measured", None))
+            return
+        met = all(v <= target if at_most else v >= target for v in values)
+        out.append((goal, ", ".join(fmt.format(v) for v in values), met))
+
+    def int8_share(row: dict) -> float:
+        seconds, peak = row["quiet"][OURS_INT8], 2 * PEAK_SIZE**3 / row["quiet"][PEAK_INT8]
+        return row["models"][OURS_INT8]["flops"] / seconds / peak
+
+    batch_rows = [rows[key] for key in ((1, 128), (8, 128)) if key in rows]
+    add(
+        "int8 >= 40% of the int8 matmul peak at 1 x 128 and 8 x 128", [int8_share(r) for r in batch_rows], 0.4, "{:.0%}"
+    )
+    add(
+        "int8 >= 3.5x HF SqueezeBERT fp32 at 1 x 128",
+        [_ratio(rows.get((1, 128), {}).get("quiet", {}), OURS_INT8, REFERENCE)],
+        3.5,
+        "{:.2f}x",
+    )
+    add(
+        "fp32 >= 1.5x HF SqueezeBERT at 1 x 512",
+        [_ratio(rows.get((1, 512), {}).get("quiet", {}), OURS_FP32, REFERENCE)],
+        1.5,
+        "{:.2f}x",
+    )
+    for ours, peer, target in (
+        (OURS_FP32, OV_FP32, 1.0),
+        (OURS_FP32, ORT_FP32, 1.0),
+        (OURS_INT8, OV_INT8, 1.2),
+        (OURS_INT8, ORT_INT8, 1.0),
+    ):
+        add(
+            f"{ours} >= {target:.1f}x {peer} at 1 x 128 and 8 x 128",
+            [_ratio(r["quiet"], ours, peer) for r in batch_rows],
+            target,
+            "{:.2f}x",
         )
+    if all("loaded" in row for row in result["rows"]):
+        for ours in (OURS_FP32, OURS_INT8):
+            slowdowns = [
+                (r["loaded"][ours] / r["quiet"][ours]) / (r["loaded"][REFERENCE] / r["quiet"][REFERENCE])
+                for r in result["rows"]
+            ]
+            goal = f"under load, {ours}'s slowdown over HF SqueezeBERT's <= 1.0 (each row)"
+            add(goal, slowdowns, 1.0, "{:.2f}", at_most=True)
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="fewer rounds, no batch 32 (about a minute)")
-    parser.add_argument("--malloc", choices=("both", "default", "tuned"), default="both")
+    parser.add_argument("--quick", action="store_true", help="fewer rounds, no training step")
+    parser.add_argument(
+        "--background-load",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also measure under N busy single-threaded processes (each round quiet, then loaded)",
+    )
+    parser.add_argument(
+        "--malloc",
+        choices=("default", "tuned"),
+        default="default",
+        help="glibc's malloc settings, or tuned ones (MALLOC_MMAP_THRESHOLD_ and co.)",
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if not 0 <= args.background_load <= 64:
+        parser.error(f"--background-load must be between 0 and 64, got {args.background_load}")
     if args.quick:
-        rounds = {"1x128": 5, "8x128": 3, "32x128": 0, "1x512": 3, "train": 3}
+        rounds = {(1, 128): 5, (8, 128): 3, (1, 512): 3, "train": 0}
     else:
-        rounds = {"1x128": 15, "8x128": 5, "32x128": 3, "1x512": 5, "train": 6}
+        rounds = {(1, 128): 15, (8, 128): 5, (1, 512): 5, "train": 6}
 
     if args.child:
-        print("RESULT " + json.dumps(measure(rounds)))
+        print("RESULT " + json.dumps(measure(rounds, args.background_load)))
         return 0
 
     print(f"Machine: {machine()}")
-    settings = ["default", "tuned"] if args.malloc == "both" else [args.malloc]
-    for label in settings:
-        env = {k: v for k, v in os.environ.items() if k not in TUNED_MALLOC}
-        if label == "tuned":
-            env.update(TUNED_MALLOC)
-        command = [sys.executable, os.path.abspath(__file__), "--child"] + (["--quick"] if args.quick else [])
-        done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
-        lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
-        if done.returncode or not lines:
-            print(done.stdout + done.stderr, file=sys.stderr)
-            return 1
-        result = json.loads(lines[-1].removeprefix("RESULT "))
-        tuned = " ".join(f"{k}={v}" for k, v in TUNED_MALLOC.items())
-        print_tables("glibc defaults" if label == "default" else f"tuned ({tuned})", result)
-        print(f"(fast path vs HF SqueezeBERT, max abs diff of the last hidden state: {result['max_diff']:.1e})")
+    env = {k: v for k, v in os.environ.items() if k not in TUNED_MALLOC}
+    if args.malloc == "tuned":
+        env.update(TUNED_MALLOC)
+    command = [sys.executable, os.path.abspath(__file__), "--child", "--background-load", str(args.background_load)]
+    done = subprocess.run(
+        command + (["--quick"] if args.quick else []), env=env, capture_output=True, text=True, check=False
+    )
+    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+    if done.returncode or not lines:
+        print(done.stdout + done.stderr, file=sys.stderr)
+        return 1
+    result = json.loads(lines[-1].removeprefix("RESULT "))
+    before, after = result["load"]
+    print(f"malloc: {args.malloc}; load average (1 min) before and after the run: {before:.2f}, {after:.2f}\n")
+    print_table(result, "quiet")
+    if "train" in result:
+        ours, ref = result["train"][OURS_FP32], result["train"][REFERENCE]
+        print(
+            f"\nTraining step (forward + backward, batch 8 x 128, fp32): squeezebert {ours * 1e3:.0f} ms, "
+            f"HF SqueezeBERT {ref * 1e3:.0f} ms: {ref / ours:.2f}x"
+        )
+    if args.background_load:
+        print(f"\nUnder {args.background_load} busy processes (the same rounds):\n")
+        print_table(result, "loaded")
+        print()
+        print_load_table(result)
+    diff = max(row["models"][OURS_FP32]["max_diff"] for row in result["rows"])
+    print(f"\n(squeezebert fp32 vs HF SqueezeBERT, max abs diff of the last hidden state: {diff:.1e})\n")
+    print("Goals:")
+    for goal, figures, met in goals(result):
+        print(f"- {goal}: {figures}: {'met' if met else 'not measured' if met is None else 'not met'}")
     return 0
 
 

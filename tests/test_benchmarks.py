@@ -69,3 +69,35 @@ def test_deploy_benchmark_runs_every_variant(tmp_path):
             assert row.max_abs_diff < 1e-5, row
     baseline = [line for line in bench_deploy.format_table(rows).splitlines() if "| HF PyTorch fp32 |" in line]
     assert len(baseline) == 2 and all("| 1.00x |" in line for line in baseline)
+
+
+def test_engine_benchmark_measures_every_model(capsys):
+    """bench_engine on small configs, one round, with one busy process: every model runs or says why it is
+    missing (an optional peer not installed), fp32 agrees with the reference, int8 stays close, and the tables and
+    goals print."""
+    pytest.importorskip("transformers")
+    import bench_engine
+
+    sizes = {"hidden_size": 64, "embedding_size": 64, "num_attention_heads": 4, "intermediate_size": 128}
+    result = bench_engine.measure(
+        {(1, 16): 1, (2, 16): 1, "train": 1}, background=1, sizes=sizes | {"num_hidden_layers": 2}
+    )
+    assert [(row["batch"], row["seq"]) for row in result["rows"]] == [(1, 16), (2, 16)]
+    for row in result["rows"]:
+        assert set(row["models"]) | set(result["missing"]) == set(bench_engine.MODELS)
+        assert (
+            set(row["quiet"]) == set(row["loaded"]) == set(row["models"]) | {"fp32 matmul 2048^3", "int8 matmul 2048^3"}
+        )
+        for name, figures in row["models"].items():
+            if name == bench_engine.BERT:
+                continue
+            assert figures["cosine"] > (0.999 if "int8" in name else 0.99999), name
+            if "fp32" in name:
+                assert figures["max_diff"] < 1e-5, name
+    assert result["train"].keys() == {bench_engine.OURS_FP32, bench_engine.REFERENCE}
+    bench_engine.print_table(result, "quiet")
+    bench_engine.print_load_table(result)
+    table = capsys.readouterr().out
+    assert "| 2 x 16 | squeezebert int8 |" in table and "| 1.00 |" in table  # the reference's own slowdown ratio
+    goals = bench_engine.goals(result)
+    assert len(goals) == 9 and all(met is None for _, _, met in goals[:-2])  # no 128 / 512-token rows here
