@@ -75,3 +75,22 @@ def hf_fast(minilm_dir):
 @pytest.fixture(scope="session")
 def checkpoints(tmp_path_factory: pytest.TempPathFactory, minilm_dir: Path) -> Checkpoints:
     return session_checkpoints(tmp_path_factory, minilm_dir)
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# chatterbot: a real small classification set (benchmarks/chatterbot.py: the one corpus loader)
+
+# Five topics of distinct vocabulary: 135 training, 15 validation and 38 test statements.
+CHATTERBOT_TOPICS = ["food", "history", "money", "science", "sports"]
+
+
+@pytest.fixture(scope="session")
+def chatterbot(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """``{"train", "valid", "test"}`` CSV files (columns ``text``, ``label``) of :data:`CHATTERBOT_TOPICS`, split as
+    the benchmarks split the whole corpus; skips the test when the corpus can be neither imported nor downloaded."""
+    from chatterbot import write_splits
+
+    try:
+        return write_splits(tmp_path_factory.mktemp("chatterbot"), seed=42, topics=CHATTERBOT_TOPICS)
+    except (OSError, subprocess.CalledProcessError) as err:
+        pytest.skip(f"chatterbot-corpus is not installed and could not be downloaded: {err}")

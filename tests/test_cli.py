@@ -285,7 +285,7 @@ def test_train_then_classify_with_the_result(checkpoints: Checkpoints, env: dict
     out = tmp_path / "out"
     done = run(
         ["train", "--train-file", str(data), "--model", str(checkpoints["mlm"]), "--output-dir", str(out)]
-        + ["--epochs", "1", "--batch-size", "8", "--max-length", "16", "--no-progress"],
+        + ["--epochs", "1", "--batch-size", "8", "--max-length", "16", "--no-progress", "--strategy", "finetune"],
         env,
     )
     assert done.returncode == 0, done.stderr

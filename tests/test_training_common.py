@@ -149,3 +149,40 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+# Runs the training command, SIGKILLing itself at a chosen point: after optimizer step KILL_STEP, or halfway through
+# writing training_state.pt of checkpoint-KILL_IN_CHECKPOINT.
+KILL_DRIVER = """
+import os, signal, sys
+from squeezebert.cli import main
+from squeezebert.training import checkpoint, trainer
+
+kill_step = int(os.environ.get("KILL_STEP", "0"))
+kill_in_checkpoint = os.environ.get("KILL_IN_CHECKPOINT")
+fire = trainer.Trainer._fire
+
+
+def fire_then_die(self, event, *payload):
+    fire(self, event, *payload)
+    if event == "on_step_end" and self.state.global_step == kill_step:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+save_torch = checkpoint._save_torch
+
+
+def save_then_die(obj, path):
+    if kill_in_checkpoint and f".checkpoint-{kill_in_checkpoint}." in str(path) and path.name == checkpoint.STATE_FILE:
+        with open(path, "wb") as f:  # a torn, half-written file
+            f.write(b"PK\\x03\\x04 half written")
+            f.flush()
+            os.fsync(f.fileno())
+        os.kill(os.getpid(), signal.SIGKILL)
+    save_torch(obj, path)
+
+
+trainer.Trainer._fire = fire_then_die
+checkpoint._save_torch = save_then_die
+sys.exit(main(sys.argv[1:]))
+"""

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from test_training_common import (
+    KILL_DRIVER,
     free_port,
     max_weight_difference,
     run_python,
@@ -24,48 +25,12 @@ from test_training_common import (
 
 from squeezebert.training import checkpoint
 
-# Runs the training command, SIGKILLing itself at a chosen point: after optimizer step KILL_STEP, or halfway through
-# writing training_state.pt of checkpoint-KILL_IN_CHECKPOINT.
-_DRIVER = """
-import os, signal, sys
-from squeezebert.cli import main
-from squeezebert.training import checkpoint, trainer
-
-kill_step = int(os.environ.get("KILL_STEP", "0"))
-kill_in_checkpoint = os.environ.get("KILL_IN_CHECKPOINT")
-fire = trainer.Trainer._fire
-
-
-def fire_then_die(self, event, *payload):
-    fire(self, event, *payload)
-    if event == "on_step_end" and self.state.global_step == kill_step:
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
-save_torch = checkpoint._save_torch
-
-
-def save_then_die(obj, path):
-    if kill_in_checkpoint and f".checkpoint-{kill_in_checkpoint}." in str(path) and path.name == checkpoint.STATE_FILE:
-        with open(path, "wb") as f:  # a torn, half-written file
-            f.write(b"PK\\x03\\x04 half written")
-            f.flush()
-            os.fsync(f.fileno())
-        os.kill(os.getpid(), signal.SIGKILL)
-    save_torch(obj, path)
-
-
-trainer.Trainer._fire = fire_then_die
-checkpoint._save_torch = save_then_die
-sys.exit(main(sys.argv[1:]))
-"""
-
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("faults")
     driver = root / "driver.py"
-    driver.write_text(_DRIVER, encoding="utf-8")
+    driver.write_text(KILL_DRIVER, encoding="utf-8")
     return {
         "root": root,
         "driver": driver,

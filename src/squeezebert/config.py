@@ -46,6 +46,10 @@ _SIZE_FIELDS = (
     *_GROUP_FIELDS,
 )
 _PROBLEM_TYPES = ("regression", "single_label_classification", "multi_label_classification")
+CLASSIFIER_POOLINGS = ("cls", "mean")
+# Fields written to config.json only when they differ from these defaults, so that the files of models that keep
+# Hugging Face's behaviour stay as they were.
+_WRITTEN_WHEN_SET: dict[str, Any] = {"classifier_pooling": "cls", "classifier_normalize": False}
 
 
 class SqueezeBertConfig:
@@ -72,6 +76,10 @@ class SqueezeBertConfig:
         intermediate_groups, output_groups: groups of the two feed-forward convolutions.
         bos_token_id, eos_token_id: ids of the begin / end of sequence tokens (``None``: BERT vocabularies have
             none); only read by ``warn_if_padding_and_no_attention_mask``.
+        classifier_pooling: what the sequence-classification head reads: ``"cls"`` (the pooler's ``[CLS]``
+            output, Hugging Face's behaviour) or ``"mean"`` (the mean of the attended token vectors, the pooling of
+            the embeddings pipeline; the head of ``squeezebert train --strategy linear-probe|setfit``).
+        classifier_normalize: scale the mean-pooled vector to unit L2 norm before the classifier (``"mean"`` only).
         **kwargs: the common fields (``num_labels``, ``id2label``, ``label2id``, ``problem_type``,
             ``output_attentions``, ``output_hidden_states``, ``return_dict``, ``architectures``, ``dtype`` or its 4.x
             spelling ``torch_dtype``, ``chunk_size_feed_forward``, ``name_or_path``); any other key is kept and
@@ -109,6 +117,8 @@ class SqueezeBertConfig:
         output_groups: int = 4,
         bos_token_id: int | None = None,
         eos_token_id: int | None = None,
+        classifier_pooling: str = "cls",
+        classifier_normalize: bool = False,
         **kwargs: Any,
     ) -> None:
         self.vocab_size = vocab_size
@@ -133,6 +143,8 @@ class SqueezeBertConfig:
         self.output_groups = output_groups
         self.bos_token_id = bos_token_id
         self.eos_token_id = eos_token_id
+        self.classifier_pooling = classifier_pooling
+        self.classifier_normalize = classifier_normalize
 
         # Common fields shared by every Hugging Face config.
         self.output_attentions: bool = kwargs.pop("output_attentions", False)
@@ -278,13 +290,25 @@ class SqueezeBertConfig:
             raise ValueError(f"pad_token_id ({self.pad_token_id}) must be in [0, vocab_size={self.vocab_size})")
         if self.problem_type is not None and self.problem_type not in _PROBLEM_TYPES:
             raise ValueError(f"problem_type must be None or one of {', '.join(_PROBLEM_TYPES)}")
+        if self.classifier_pooling not in CLASSIFIER_POOLINGS:
+            raise ValueError(
+                f"classifier_pooling must be one of {', '.join(CLASSIFIER_POOLINGS)}, got {self.classifier_pooling!r}"
+            )
+        if not isinstance(self.classifier_normalize, bool):
+            raise ValueError(f"classifier_normalize must be true or false, got {self.classifier_normalize!r}")
+        if self.classifier_normalize and self.classifier_pooling != "mean":
+            raise ValueError("classifier_normalize needs classifier_pooling 'mean', got 'cls'")
 
     # ------------------------------------------------------------------------------------------------------------
     # Serialisation
 
     def to_dict(self) -> dict[str, Any]:
-        """All fields as a JSON-ready dict (``model_type`` included, unknown keys kept)."""
+        """All fields as a JSON-ready dict (``model_type`` included, unknown keys kept; ``classifier_pooling`` and
+        ``classifier_normalize`` only when not at their defaults)."""
         out = {key: copy.deepcopy(value) for key, value in vars(self).items() if not key.startswith("_")}
+        for key, default in _WRITTEN_WHEN_SET.items():
+            if out[key] == default:
+                del out[key]
         out.update(copy.deepcopy(self._extra))
         out["dtype"] = self._dtype
         out["id2label"] = {str(i): label for i, label in self.id2label.items()}

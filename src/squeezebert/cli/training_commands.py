@@ -13,26 +13,34 @@ from typing import Any
 
 from ..training.finetune import DistillationArguments, FinetuneModelArguments, TaskArguments, finetune
 from ..training.pretrain import CorpusArguments, PretrainModelArguments, pretrain
+from ..training.strategies import StrategyArguments
+from ..training.strategies import format_summary as format_strategy_summary
 from ..training.trainer import DistributedInfo, TrainingArguments, format_summary, init_distributed
 from .arguments import add_dataclass_arguments, dataclass_from_args
 from .command import Command
 
 
-def _run_in_this_process(training_args: TrainingArguments, run: Callable[[DistributedInfo], dict[str, Any]]) -> int:
+def _run_in_this_process(
+    training_args: TrainingArguments,
+    run: Callable[[DistributedInfo], dict[str, Any]],
+    describe: Callable[[dict[str, Any]], str] = format_summary,
+) -> int:
     """Join the process group (under torchrun), log to stderr (INFO in the main process, warnings only in the
-    others), run ``run(dist_info)`` and print its summary from the main process; returns the exit status."""
+    others), run ``run(dist_info)`` and print its summary (``describe(summary)``) from the main process; returns the
+    exit status."""
     info = init_distributed(training_args.no_cuda)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     logging.getLogger("squeezebert").setLevel(logging.INFO if info.is_main else logging.WARNING)
     summary = run(info)
     if info.is_main:
-        print(format_summary(summary), flush=True)
+        print(describe(summary), flush=True)
     return 0
 
 
 def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
     add_dataclass_arguments(parser, TaskArguments, "task and data")
     add_dataclass_arguments(parser, FinetuneModelArguments, "model")
+    add_dataclass_arguments(parser, StrategyArguments, "strategy (single-label sequence classification)")
     add_dataclass_arguments(parser, DistillationArguments, "distillation")
     add_dataclass_arguments(parser, TrainingArguments, "training loop and evaluation")
 
@@ -40,10 +48,13 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
 def _run_train(args: argparse.Namespace) -> int:
     task_args = dataclass_from_args(TaskArguments, args)
     model_args = dataclass_from_args(FinetuneModelArguments, args)
+    strategy_args = dataclass_from_args(StrategyArguments, args)
     distillation_args = dataclass_from_args(DistillationArguments, args)
     training_args = dataclass_from_args(TrainingArguments, args)
     return _run_in_this_process(
-        training_args, lambda info: finetune(task_args, model_args, training_args, distillation_args, info)
+        training_args,
+        lambda info: finetune(task_args, model_args, training_args, distillation_args, info, strategy_args),
+        format_strategy_summary,
     )
 
 
@@ -67,7 +78,9 @@ COMMANDS: tuple[Command, ...] = (
         add_arguments=_add_train_arguments,
         run=_run_train,
         description="Fine-tune a model on a classification, tagging, question-answering or multiple-choice task, "
-        "optionally distilling a teacher. Under torchrun --nproc_per_node N every process runs it (DDP).",
+        "optionally distilling a teacher; a small single-label classification set gets the best of a linear probe, "
+        "SetFit and fine-tuning on validation (--strategy auto). Under torchrun --nproc_per_node N every process "
+        "runs it (DDP).",
     ),
     Command(
         name="pretrain",

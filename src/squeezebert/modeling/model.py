@@ -10,7 +10,14 @@ from torch import nn
 
 from ..config import SqueezeBertConfig
 from .inputs import additive_mask, head_mask_per_layer, validate_inputs
-from .layers import Dropout, SqueezeBertEmbeddings, SqueezeBertLayer, SqueezeBertOnlyMLMHead, SqueezeBertPooler
+from .layers import (
+    Dropout,
+    SqueezeBertEmbeddings,
+    SqueezeBertLayer,
+    SqueezeBertOnlyMLMHead,
+    SqueezeBertPooler,
+    masked_mean,
+)
 from .outputs import (
     BaseModelOutputWithPooling,
     MaskedLMOutput,
@@ -235,16 +242,33 @@ class SqueezeBertForMaskedLM(_SqueezeBertWithHead):
 
 
 class SqueezeBertForSequenceClassification(_SqueezeBertWithClassifier):
-    """SqueezeBERT with a linear classifier (or regressor) on the pooled output, e.g. for GLUE."""
+    """SqueezeBERT with a linear classifier (or regressor) on the pooled output, e.g. for GLUE.
+
+    The classifier reads the pooler's ``[CLS]`` output (``config.classifier_pooling="cls"``, as in Hugging Face) or
+    the mean of the attended token vectors (``"mean"``), L2-normalised with ``config.classifier_normalize``.
+    """
 
     output_class = SequenceClassifierOutput
 
     def __init__(self, config: SqueezeBertConfig) -> None:
         super().__init__(config, config.num_labels)
 
-    def head(self, encoded: BaseModelOutputWithPooling, labels: Tensor | None) -> dict[str, Tensor | None]:
-        logits = self.classify(encoded.pooler_output)
-        loss = None if labels is None else self._loss(logits, labels)
+    def _run(self, inputs: dict[str, Any], labels: Any, return_dict: bool | None) -> ModelOutput | tuple:
+        """The head gets the attention mask with the labels (mean pooling needs it)."""
+        return super()._run(inputs, (labels, inputs["attention_mask"]), return_dict)
+
+    def pool(self, encoded: BaseModelOutputWithPooling, attention_mask: Tensor | None) -> Tensor:
+        """The ``[batch, hidden]`` vector of each sequence that the classifier reads."""
+        if self.config.classifier_pooling == "cls":
+            return encoded.pooler_output
+        hidden = encoded.last_hidden_state  # [batch, seq, hidden]
+        pooled = hidden.mean(1) if attention_mask is None else masked_mean(hidden, attention_mask)  # [batch, hidden]
+        return F.normalize(pooled, dim=-1) if self.config.classifier_normalize else pooled
+
+    def head(self, encoded: BaseModelOutputWithPooling, labels: tuple[Tensor | None, Tensor | None]) -> dict:
+        targets, attention_mask = labels
+        logits = self.classify(self.pool(encoded, attention_mask))
+        loss = None if targets is None else self._loss(logits, targets)
         return {"loss": loss, "logits": logits}
 
     def _loss(self, logits: Tensor, labels: Tensor) -> Tensor:

@@ -9,6 +9,7 @@ from .distill import DistillationLoss, init_grouped_from_dense
 from .finetune import DistillationArguments, FinetuneModelArguments, TaskArguments, finetune
 from .optim import Lamb, build_optimizer, build_schedule
 from .pretrain import CorpusArguments, PretrainModelArguments, pretrain
+from .strategies import STRATEGIES, StrategyArguments
 from .tasks import (
     TRAINING_TASKS,
     MultipleChoiceTask,
@@ -20,6 +21,7 @@ from .tasks import (
 from .trainer import ListSource, StreamSource, Trainer, TrainerState, TrainingArguments, format_summary
 
 __all__ = [
+    "STRATEGIES",
     "TRAINING_TASKS",
     "CorpusArguments",
     "DistillationArguments",
@@ -31,6 +33,7 @@ __all__ = [
     "PretrainModelArguments",
     "QuestionAnsweringTask",
     "SequenceClassificationTask",
+    "StrategyArguments",
     "StreamSource",
     "TaskArguments",
     "TokenClassificationTask",

@@ -13,7 +13,8 @@ from typing import Any
 
 from .. import hub, modeling
 from ..config import SqueezeBertConfig
-from . import data
+from . import data, strategies
+from .strategies import SmallDataRun, StrategyArguments, choose_strategy
 from .tasks import (
     PROBLEM_TYPES,
     TRAINING_TASKS,
@@ -120,11 +121,13 @@ def finetune(
     training_args: TrainingArguments,
     distillation_args: DistillationArguments | None = None,
     dist_info: DistributedInfo | None = None,
+    strategy_args: StrategyArguments | None = None,
 ) -> dict[str, Any]:
     """Fine-tune a model on a task; returns the training summary (see :meth:`Trainer.train`).
 
     The model, its tokenizer and the summary end up in ``training_args.output_dir``. ``metric_for_best`` defaults to
-    the task's main metric. ``dist_info`` defaults to :func:`init_distributed`.
+    the task's main metric. ``dist_info`` defaults to :func:`init_distributed`. ``strategy_args`` (default: ``auto``)
+    choose how a single-label sequence classifier is learnt (see :mod:`squeezebert.training.strategies`).
     """
     from ..tokenization import AutoTokenizer
 
@@ -143,11 +146,19 @@ def finetune(
     else:
         eval_rows = []
     task = build_task(task_args, tokenizer, train_rows + eval_rows)
+    strategy_args = strategy_args or StrategyArguments()
+    blocker = _small_data_blocker(task, model_args, distillation_args, info)
+    strategy = choose_strategy(strategy_args, len(train_rows), blocker)
     train_features = task.encode(train_rows, training=True)
     eval_features = task.encode(eval_rows, training=False) if eval_rows else []
 
     set_seed(training_args.seed)  # the same initial weights in every process
     model = _build_model(model_args, distillation_args, task, tokenizer)
+    if strategy != "finetune":
+        run = SmallDataRun(
+            task, tokenizer, model, train_features, eval_rows, eval_features, training_args, strategy_args, info
+        )
+        return _run_small_data_strategy(strategy, run, task_args, model_args, distillation_args)
     loss_fn = None
     if distillation_args.teacher:
         loss_fn = _distillation_loss(distillation_args, task, model, info)
@@ -180,6 +191,47 @@ def finetune(
             model.config.num_labels,
         )
     return trainer.train()
+
+
+def _small_data_blocker(
+    task: TrainingTask,
+    model_args: FinetuneModelArguments,
+    distillation_args: DistillationArguments,
+    info: DistributedInfo,
+) -> str | None:
+    """Why the linear-probe / setfit strategies do not apply to this run, or ``None`` when they do."""
+    if not isinstance(task, SequenceClassificationTask) or task.problem_type != "single_label_classification":
+        return "they learn single-label sequence classification only"
+    if model_args.model is None:
+        return "the model starts from random weights (--config): its sentence vectors mean nothing yet"
+    if distillation_args.teacher:
+        return "distillation (--teacher) trains the whole network"
+    if info.world_size > 1:
+        return "they run in one process (not under torchrun)"
+    return None
+
+
+def _run_small_data_strategy(
+    strategy: str,
+    run: SmallDataRun,
+    task_args: TaskArguments,
+    model_args: FinetuneModelArguments,
+    distillation_args: DistillationArguments,
+) -> dict[str, Any]:
+    """linear-probe, setfit, or auto (which runs each candidate through :func:`finetune` into its own folder)."""
+    if strategy == "linear-probe":
+        return strategies.linear_probe(run)
+    if strategy == "setfit":
+        return strategies.setfit(run)
+    if not run.eval_features:
+        logger.info("strategy auto: linear-probe (no validation data to compare strategies on)")
+        return strategies.linear_probe(run)
+
+    def run_candidate(name: str, training_args: TrainingArguments) -> dict[str, Any]:
+        settings = replace(run.strategy_args, strategy=name)
+        return finetune(task_args, model_args, training_args, distillation_args, run.dist_info, settings)
+
+    return strategies.auto(run_candidate, run.training_args, run.strategy_args)
 
 
 def read_rows(task_args: TaskArguments, path: str) -> list[Any]:
