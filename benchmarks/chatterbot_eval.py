@@ -78,7 +78,7 @@ def finetune(name: str, work: Path, paths: dict[str, Path], args: argparse.Names
     argv = ["train", "--train-file", str(paths["train"]), "--validation-file", str(paths["valid"])]
     argv += ["--output-dir", str(out), "--max-length", str(args.max_length), "--batch-size", "32"]
     argv += ["--seed", str(args.seed), "--warmup-ratio", "0.1", "--group-by-length"]
-    argv += ["--no-progress", *extra]
+    argv += ["--no-progress", "--strategy", "finetune", *extra]
     print(f"[{name}] squeezebert {' '.join(argv)}", file=sys.stderr)
     start = time.perf_counter()
     if squeezebert_main(argv) != 0:
