@@ -138,11 +138,14 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_servers(bert_dir: Path, converted: Path, with_infinity: bool) -> tuple[list[Server], list[str]]:
-    """infinity-emb (when it can be installed and started), squeezebert fp32 and int8; notes on what is missing."""
+def start_servers(
+    bert_dir: Path, converted: Path, soaking: bool, with_infinity: bool
+) -> tuple[list[Server], list[str]]:
+    """infinity-emb (when it can be installed and started), squeezebert fp32 and int8 (a soak: fp32 alone); notes
+    on what is missing."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "INFINITY_ANONYMOUS_USAGE_STATS": "0", "DO_NOT_TRACK": "1"}
     servers, notes = [], []
-    if with_infinity:
+    if with_infinity and not soaking:
         try:
             port = free_port()
             python = infinity_python()
@@ -153,7 +156,8 @@ def start_servers(bert_dir: Path, converted: Path, with_infinity: bool) -> tuple
             notes.append(f"infinity-emb: not run ({str(err).strip().splitlines()[0][:200]})")
     ours = [sys.executable, "-m", "squeezebert", "serve", "-m", str(converted), "--host", "127.0.0.1", "--port", "0"]
     servers.append(start("squeezebert serve fp32", ours, env))
-    servers.append(start("squeezebert serve int8", [*ours, "--int8"], env))
+    if not soaking:
+        servers.append(start("squeezebert serve int8", [*ours, "--int8"], env))
     return servers, notes
 
 
@@ -257,12 +261,12 @@ def main() -> None:
         from squeezebert.convert import convert_bert_checkpoint
 
         converted = convert_bert_checkpoint(bert_dir, Path(work) / "squeezebert")
-        servers, notes = start_servers(bert_dir, converted, with_infinity=not (args.no_infinity or args.soak))
+        servers, notes = start_servers(bert_dir, converted, bool(args.soak), with_infinity=not args.no_infinity)
         try:
             for note in notes:
                 print(note)
             if args.soak:
-                soak(next(s for s in servers if s.name.endswith("fp32") and "squeezebert" in s.name), args.soak)
+                soak(servers[0], args.soak)
                 return
             reference = asyncio.run(embed(servers[0], SENTENCES))
             for server in servers:
