@@ -90,11 +90,12 @@ def test_loss_curve_matches_hugging_face_trainer(tmp_path, single_thread) -> Non
     ``transformers.Trainer`` (AdamW eps 1e-8, betas (0.9, 0.999), warm-up ceil(0.1 * 30) = 3 steps at s / 3, linear
     decay, weight decay 0.01 off biases and LayerNorms, clipping at 1.0) give the same loss at every step.
 
-    Tolerance: both sides compute in float32 and differ only in the order of their sums (u = 2^-24 ~ 6e-8 per
-    rounding). A step's loss (~1.1, ln 3) carries forward-pass rounding of a few u relative; the update that follows
-    is lr * m / (sqrt(v) + eps), where rounding perturbs m and sqrt(v) by a few u relative, i.e. each weight moves by
-    at most lr * few u ~ 1e-10 per step, and 30 steps of such drift change the loss by far less than its own rounding.
-    So the bound is the forward rounding, a few ulps of the loss: 5e-7 is 4 ulps (ulp(1.1) = 2^-23 ~ 1.2e-7).
+    Tolerance: both sides compute in float32 and differ only in the order of their sums (unit roundoff u = 2^-24
+    ~ 6e-8). A step's loss (~1.1, ln 3 at the start) carries forward-pass rounding of a few u relative, i.e. a few
+    ulps (ulp(1.1) = 2^-23 ~ 1.2e-7). The update that follows is lr * m / (sqrt(v) + eps) with |m / sqrt(v)| <= ~1,
+    and rounding perturbs m and sqrt(v) by a few u relative, so each weight drifts by ~lr * few u ~ 1e-9 per step
+    (lr 5e-3), ~3e-8 after 30 steps, which moves the loss by less than one ulp. So the bound is the forward
+    rounding: 5e-7 is 4 ulps of the loss (measured: at most 1 ulp).
     """
     import transformers
     from support.configs import tiny
