@@ -231,7 +231,7 @@ def _run_small_data_strategy(
         settings = replace(run.strategy_args, strategy=name)
         return finetune(task_args, model_args, training_args, distillation_args, run.dist_info, settings)
 
-    return strategies.auto(run_candidate, run.training_args, run.strategy_args)
+    return strategies.auto(run_candidate, run)
 
 
 def read_rows(task_args: TaskArguments, path: str) -> list[Any]:

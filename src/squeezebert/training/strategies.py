@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -183,69 +184,68 @@ def _fit_and_save_head(run: SmallDataRun, name: str, started: float, extra: dict
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def auto(run_strategy: Any, training_args: TrainingArguments, strategy_args: StrategyArguments) -> dict[str, Any]:
+def auto(run_strategy: Callable[[str, TrainingArguments], dict[str, Any]], run: SmallDataRun) -> dict[str, Any]:
     """Run linear-probe, then setfit and finetune where their estimated time fits in what is left of
-    ``strategy_args.time_budget``, each into ``output_dir/strategies/<name>``; save the one with the best validation
-    accuracy (the cheaper on a tie) as the output model. ``run_strategy(strategy, training_args)`` runs one."""
+    ``--time-budget``, each into ``output_dir/strategies/<name>`` (``run_strategy(name, training_args)`` runs one),
+    and save the one with the best validation accuracy (the cheaper on a tie) as the output model."""
+    training_args, settings = run.training_args, run.strategy_args
     check_output_dir(training_args)
     output_dir = Path(training_args.output_dir)
     if training_args.overwrite_output_dir:
         clear_run(output_dir)
     started = time.perf_counter()
-    candidates: dict[str, dict[str, Any]] = {}
+    candidates: dict[str, dict[str, Any]] = {}  # what the summary and the log line report
     summaries: dict[str, dict[str, Any]] = {}
-    speed = None
     for name in ("linear-probe", "setfit", "finetune"):
         spent = time.perf_counter() - started
-        if speed is not None:
-            estimate = _estimate_seconds(name, summaries["linear-probe"], training_args, strategy_args, speed)
-            if spent + estimate > strategy_args.time_budget:
-                candidates[name] = {
-                    "skipped": f"estimated {estimate:.0f}s, {strategy_args.time_budget - spent:.0f}s left"
-                }
+        if summaries:  # the probe always runs, and its speed gives the estimates of the others
+            estimate = _estimate_seconds(name, summaries["linear-probe"], training_args, settings)
+            if spent + estimate > settings.time_budget:
+                candidates[name] = {"skipped": f"estimated {estimate:.0f}s, {settings.time_budget - spent:.0f}s left"}
                 continue
         folder = output_dir / CANDIDATES_DIR / name
-        args = replace(training_args, output_dir=str(folder), metric_for_best="accuracy", overwrite_output_dir=False)
         if not training_args.resume:
             clear_run(folder)
-        run_started = time.perf_counter()
-        summary = run_strategy(name, args)
-        accuracy = summary.get("validation_accuracy", summary.get("best_metric"))
-        candidates[name] = {"validation_accuracy": accuracy, "seconds": time.perf_counter() - run_started}
-        summaries[name] = summary
-        speed = speed or summary.get("embedding_sequences_per_second")
-    chosen = max(summaries, key=lambda n: summaries[n].get("validation_accuracy", summaries[n].get("best_metric")))
+        args = replace(training_args, output_dir=str(folder), metric_for_best="accuracy", overwrite_output_dir=False)
+        summaries[name] = run_strategy(name, args)
+        accuracy = summaries[name].get("validation_accuracy", summaries[name].get("best_metric"))
+        candidates[name] = {"validation_accuracy": accuracy, "seconds": time.perf_counter() - started - spent}
+    ran = [name for name, c in candidates.items() if "skipped" not in c]
+    chosen = max(ran, key=lambda name: candidates[name]["validation_accuracy"])
     reason = "; ".join(
-        f"{n} skipped ({c['skipped']})"
+        f"{name} skipped ({c['skipped']})"
         if "skipped" in c
-        else f"{n} {c['validation_accuracy']:.4f} in {c['seconds']:.0f}s"
-        for n, c in candidates.items()
+        else f"{name} {c['validation_accuracy']:.4f} in {c['seconds']:.0f}s"
+        for name, c in candidates.items()
     )
     logger.info("strategy auto: chose %s by validation accuracy: %s", chosen, reason)
-    folder = output_dir / CANDIDATES_DIR / chosen
-    model = SqueezeBertForSequenceClassification.from_pretrained(folder)
-    model.save_pretrained(output_dir)
-    from ..tokenization import AutoTokenizer
-
-    AutoTokenizer.from_pretrained(folder).save_pretrained(output_dir)
-    summary = {**summaries[chosen], "strategy": "auto", "chosen": chosen, "candidates": candidates}
-    summary["reason"] = f"chose {chosen} by validation accuracy: {reason}"
-    summary["output_dir"] = str(output_dir)
+    SqueezeBertForSequenceClassification.from_pretrained(output_dir / CANDIDATES_DIR / chosen).save_pretrained(
+        output_dir
+    )
+    run.tokenizer.save_pretrained(output_dir)
+    summary = {
+        **summaries[chosen],
+        "strategy": "auto",
+        "chosen": chosen,
+        "candidates": candidates,
+        "reason": f"chose {chosen} by validation accuracy: {reason}",
+        "output_dir": str(output_dir),
+    }
     hub.write_json(output_dir / "training_summary.json", summary)
     return summary
 
 
 def _estimate_seconds(
-    name: str, probe_summary: dict[str, Any], args: TrainingArguments, settings: StrategyArguments, speed: float
+    name: str, probe_summary: dict[str, Any], args: TrainingArguments, settings: StrategyArguments
 ) -> float:
     """Seconds ``name`` should take: its training sequences at :data:`TRAINING_COST` inference passes each, at the
-    probe's measured inference speed (``speed`` sequences/s)."""
+    inference speed the probe measured."""
     examples = probe_summary["training_examples"]
     if name == "setfit":
         sequences = 4 * examples * settings.setfit_iterations * settings.setfit_epochs  # 2 pairs x 2 texts
     else:
         sequences = examples * args.num_epochs
-    return TRAINING_COST * sequences / speed
+    return TRAINING_COST * sequences / probe_summary["embedding_sequences_per_second"]
 
 
 def format_summary(summary: dict[str, Any]) -> str:
@@ -259,8 +259,8 @@ def format_summary(summary: dict[str, Any]) -> str:
         strategy = summary["chosen"]
         if strategy == "finetune":
             return "\n".join([*lines, format_training_summary(summary)])
-    if "encoder_training" in summary:
-        lines.append(format_training_summary(summary["encoder_training"]).split("\nmodel saved")[0])
+    if "encoder_training" in summary:  # setfit's contrastive stage, without its "model saved" line
+        lines += format_training_summary(summary["encoder_training"]).splitlines()[:-1]
     head = summary["head"]
     lines.append(
         f"{strategy}: linear head on {summary['training_examples']} examples (L2 {head['l2']:g}) in "
