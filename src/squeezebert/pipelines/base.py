@@ -213,7 +213,7 @@ class Pipeline:
         self.batch_size = batch_size
         self.progress = progress
         self.max_length = self._window(max_length)
-        self.defaults = self._check_params(defaults)
+        self.defaults = self.check_params(defaults)
 
     def _torch_runner(self, model: Any, int8: bool) -> TorchRunner:
         loaded = load_model(model, self.model_class).eval()
@@ -260,7 +260,8 @@ class Pipeline:
             )
         return max_length
 
-    def _check_params(self, params: dict[str, Any]) -> dict[str, Any]:
+    def check_params(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Return ``params`` unchanged, or raise a TypeError naming those this task does not take."""
         unknown = sorted(set(params) - set(self.params))
         if unknown:
             allowed = ", ".join(self.params) or "none"
@@ -309,7 +310,7 @@ class Pipeline:
         """
         check_batch_options(batch_size, num_workers, allow_none=True)
         batch_size = batch_size or self.batch_size
-        params = self.prepare({**self.defaults, **self._check_params(params)})
+        params = self.prepare({**self.defaults, **self.check_params(params)})
         if self.is_single(inputs):
             return self._run_chunk([inputs], params, batch_size)[0]
         if isinstance(inputs, (list, tuple)):
@@ -340,7 +341,7 @@ class Pipeline:
         with torch.inference_mode():
             for start in range(0, len(order), batch_size):
                 batch = order[start : start + batch_size]
-                result = self.forward(self._collate([rows[i] for i in batch]))
+                result = self.forward(self.collate([rows[i] for i in batch]))
                 result = {key: value.float().cpu() for key, value in result.items()}
                 for n, i in enumerate(batch):
                     outputs[i] = {key: value[n] for key, value in result.items()}
@@ -350,7 +351,7 @@ class Pipeline:
             offset += len(item_rows)
         return results
 
-    def _collate(self, rows: list[Row]) -> dict[str, torch.Tensor]:
+    def collate(self, rows: list[Row]) -> dict[str, torch.Tensor]:
         """Pad rows on the right into ``input_ids`` / ``token_type_ids`` / ``attention_mask`` tensors (a row without
         an ``attention_mask`` attends to all its tokens)."""
         width = max(len(row["input_ids"]) for row in rows)

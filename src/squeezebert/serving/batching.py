@@ -180,7 +180,7 @@ class BatchEngine:
         for job, _ in batch.entries:
             if job.started is None:
                 job.started = start
-        inputs = batch.pipeline._collate([job.rows[i] for job, i in batch.entries])
+        inputs = batch.pipeline.collate([job.rows[i] for job, i in batch.entries])
         rows, width = inputs["input_ids"].shape  # [rows, width]
         self.metrics.batch_size.observe(rows)
         self.metrics.batch_tokens.observe(rows * width)

@@ -98,7 +98,7 @@ def require_object(body: Any) -> dict[str, Any]:
 def prepare(pipeline: Pipeline, params: dict[str, Any]) -> dict[str, Any]:
     """``pipeline.prepare`` with its ValueError / TypeError as a 422."""
     try:
-        return pipeline.prepare(pipeline._check_params(params))
+        return pipeline.prepare(pipeline.check_params(params))
     except (ValueError, TypeError) as err:
         raise validation(str(err)) from None
 
