@@ -174,6 +174,8 @@ def test_api_key(checkpoints) -> None:
             ("GET", "/metrics", {}),
             ("POST", "/v1/embeddings", {"json": {"input": "a"}}),
             ("GET", "/health", {}),
+            ("GET", "/", {}),
+            ("POST", "/", {"json": {"inputs": "a"}}),
         ],
         api_key="k3y",
     )
@@ -186,6 +188,8 @@ def test_api_key(checkpoints) -> None:
     assert responses[5].status_code == 401
     assert responses[5].json()["error"]["type"] == "invalid_request_error"
     assert responses[6].status_code == 200
+    assert responses[7].status_code == 200 and "<html" in responses[7].text  # the page; its calls need the key
+    assert_error(responses[8], 401, "unauthorized")
 
 
 def test_routes_the_head_cannot_serve_unknown_routes_and_methods(checkpoints) -> None:

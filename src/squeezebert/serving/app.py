@@ -33,7 +33,8 @@ from .model import ROUTE_TASKS, ServedModel
 from .settings import ServeSettings
 
 PAGE = Path(__file__).with_name("page.html")
-OPEN_ROUTES = ("/health",)  # answered without the API key
+# Answered without the API key: the health probe, and the page (it holds no model data; its calls need the key)
+OPEN_ROUTES = {("GET", "/health"), ("GET", "/")}
 HEAD_ROUTES = ("/fill-mask", "/token-classification", "/question-answering", "/multiple-choice")  # beyond TEI
 
 
@@ -416,14 +417,14 @@ def build_app(served: ServedModel, settings: ServeSettings) -> Starlette:
 
 
 class BearerAuth:
-    """ASGI middleware: ``Authorization: Bearer <key>`` on every HTTP route but /health, else 401."""
+    """ASGI middleware: ``Authorization: Bearer <key>`` on every HTTP route but GET /health and GET /, else 401."""
 
     def __init__(self, app: Any, api_key: str) -> None:
         self.app = app
         self.expected = f"Bearer {api_key}".encode()
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
-        if scope["type"] == "http" and scope["path"] not in OPEN_ROUTES:
+        if scope["type"] == "http" and (scope["method"], scope["path"]) not in OPEN_ROUTES:
             given = dict(scope["headers"]).get(b"authorization", b"")
             if not hmac.compare_digest(given, self.expected):
                 openai = scope["path"] == "/v1/embeddings"

@@ -31,7 +31,8 @@ class ServeSettings:
         default="torch", metadata={"help": "torch (PyTorch) or onnx (ONNX Runtime on a to_onnx folder)"}
     )
     api_key: str | None = field(
-        default=None, metadata={"help": "require 'Authorization: Bearer KEY' on every route but /health"}
+        default=None,
+        metadata={"help": "require 'Authorization: Bearer KEY' on every route but GET /health and the page at GET /"},
     )
     max_batch_tokens: int = field(
         default=16384, metadata={"help": "most tokens (padded length x rows) in one forward pass"}
