@@ -33,7 +33,8 @@ from squeezebert.training import (
     finetune,
 )
 from squeezebert.training.data import read_table
-from squeezebert.training.probe import L2_GRID
+from squeezebert.training.metrics import balanced_class_weights
+from squeezebert.training.probe import L2_GRID, fit_logistic_regression
 from squeezebert.training.setfit import draw_pairs
 
 MAX_LENGTH = "32"
@@ -305,6 +306,28 @@ def test_pairs_are_one_positive_and_one_negative_per_example_and_iteration() -> 
         assert similarity == 0.0 or i != j or labels.count(labels[i]) == 1  # alone in its label: paired with itself
     with pytest.raises(ValueError, match="at least 2 labels"):
         draw_pairs([1, 1], 1, seed=0)
+
+
+def test_logistic_regression_reaches_its_optimum_with_and_without_class_weights() -> None:
+    generator = torch.Generator().manual_seed(0)
+    y = torch.tensor([0] * 60 + [1] * 20)
+    x = torch.randn(80, 6, generator=generator) * torch.tensor([1.0, 10.0, 0.1, 1.0, 1.0, 1.0]) + y[:, None] * 0.5
+    weight, bias = fit_logistic_regression(x, y, 2, l2=1e-2)
+    # The optimum of the objective over standardised features: its gradient vanishes there.
+    mean, std = x.double().mean(0), x.double().std(0, correction=0)
+    w = (weight.double() * std).requires_grad_()  # the weights of the standardised features
+    b = (bias.double() + weight.double() @ mean).requires_grad_()
+    loss = torch.nn.functional.cross_entropy(((x.double() - mean) / std) @ w.T + b, y) + 0.5 * 1e-2 * w.pow(2).sum()
+    loss.backward()
+    assert w.grad.abs().max() < 1e-6 and b.grad.abs().max() < 1e-6
+    # The bias is not penalised, so at the optimum the (weighted) mean predicted probability of each class equals its
+    # (weighted) frequency: 20 / 80 unweighted, 1 / 2 with balanced weights.
+    balanced = balanced_class_weights(y.tolist(), 2)  # [2]
+    for class_weights, expected in ((None, 0.25), (balanced, 0.5)):
+        weight, bias = fit_logistic_regression(x, y, 2, l2=1e-2, class_weights=class_weights)
+        p_rare = torch.softmax(x.double() @ weight.double().T + bias.double(), -1)[:, 1]  # [80]
+        w_i = torch.ones(80) if class_weights is None else class_weights[y]
+        assert abs(float((w_i * p_rare).sum() / w_i.sum()) - expected) < 1e-5
 
 
 # ----------------------------------------------------------------------------------------------------------------
