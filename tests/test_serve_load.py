@@ -104,7 +104,10 @@ def test_constant_arrival_50_per_second_for_30_s_no_failure(model, expected):
         results = asyncio.run(run())
         assert server.process.poll() is None
     summary = loadgen.summarize(results)
-    print(f"\n{RATE}/s for {SECONDS} s: {summary}")
+    print(
+        f"\n{RATE}/s for {SECONDS} s: {summary.requests} requests, {summary.failures} failed, p50 {summary.p50_ms:.1f} "
+        f"ms, p99 {summary.p99_ms:.1f} ms, the client's latest send {summary.max_send_lag_ms:.1f} ms behind schedule"
+    )
     assert summary.requests == RATE * SECONDS and summary.failures == 0
     for result in results:
         assert_embeddings(result, [TEXTS[result.index % len(TEXTS)]], expected, model)
