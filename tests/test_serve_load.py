@@ -348,5 +348,6 @@ def test_fuzz_1000_malformed_requests_all_4xx_server_up_memory_flat(model, expec
     assert after.status_code == 200 and health.status_code == 200
     assert_embeddings(loadgen.Result(0, 0, 0, 0, 200, after.json()), [TEXTS[0]], expected, model)
     growth = rss[-1] - rss[0]
-    print(f"\nfuzz: statuses {sorted(collections.Counter(s for s, _ in statuses).items())}, RSS {rss}")
+    counts = ", ".join(f"{s}: {n}" for s, n in sorted(collections.Counter(s for s, _ in statuses).items()))
+    print(f"\nfuzz: answers {counts}; RSS after each quarter {', '.join(f'{r / 2**20:.1f}' for r in rss)} MiB")
     assert growth <= RSS_GROWTH_LIMIT, f"RSS grew by {growth / 2**20:.1f} MiB between the first and the last quarter"
