@@ -93,11 +93,13 @@ class Elements(HTMLParser):
         return [{**a, "text": "".join(t)} for tag, a, t in self.found if tag == "li"]
 
 
-def show(server_url: str, text: str, profile: Path) -> Elements:
-    """Open the page with ``?text=``: it runs the text at once; its body's ``data-state`` says when it is done."""
-    dom = Elements(chromium_dom(f"{server_url}/?text={urllib.parse.quote(text)}", profile))
+def show(server_url: str, text: str, profile: Path, state: str = "done", **query: str) -> Elements:
+    """Open the page with ``?text=`` (and ``query``): it runs the text at once; its body's ``data-state`` says when
+    it is done."""
+    url = f"{server_url}/?{urllib.parse.urlencode({'text': text, **query})}"
+    dom = Elements(chromium_dom(url, profile))
     body = next(a for tag, a, _ in dom.found if tag == "body")
-    assert body.get("data-state") == "done", dom.by_id("answer-body")
+    assert body.get("data-state") == state, (dom.by_id("meta"), dom.by_id("answer-body"))
     return dom
 
 
@@ -169,3 +171,18 @@ def test_page_other_heads_show_the_json(tmp_path, checkpoints):
         answer = httpx.post(server.url + "/question-answering", json=body, timeout=60)
     assert answer.status_code == 200
     assert json.loads(dom.by_id("json")[1]) == answer.json()
+
+
+def test_page_with_an_api_key(tmp_path, checkpoints):
+    """Without the key the page says /info is refused and asks for it; with ``?key=`` it answers as the API does."""
+    text = "I really enjoyed this film."
+    with serve_process(checkpoints["sentiment"], "--api-key", "s3cret") as server:
+        refused = show(server.url, text, tmp_path / "refused", state="error")
+        dom = show(server.url, text, tmp_path / "profile", key="s3cret")
+        headers = {"Authorization": "Bearer s3cret"}
+        answer = httpx.post(server.url + "/predict", json={"inputs": text}, headers=headers, timeout=60)
+    assert refused.by_id("meta")[1].startswith("Cannot read /info: ")
+    assert "hidden" not in refused.by_id("key-box")[0]
+    assert [(i["data-label"], float(i["data-score"])) for i in dom.items()] == [
+        (e["label"], e["score"]) for e in answer.json()
+    ]
