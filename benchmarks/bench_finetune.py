@@ -335,13 +335,9 @@ def main(argv: list[str] | None = None) -> int:
 
         start = time.perf_counter()
         scores = tfidf_baseline(data.paths)
-        results["tfidf + logistic regression"] = [
-            {
-                "accuracy": 100 * scores["accuracy"],
-                "f1_macro": 100 * scores["f1_macro"],
-                "seconds": time.perf_counter() - start,
-            }
-        ]
+        run = {"accuracy": 100 * scores["accuracy"], "f1_macro": 100 * scores["f1_macro"]}
+        results["tfidf + logistic regression"] = [{**run, "seconds": time.perf_counter() - start}]
+        log(f"  tfidf: {json.dumps(results['tfidf + logistic regression'][0])}")
     for seed in seeds if {"hf", "ours"} & set(args.parts) else []:
         log(f"HF's Trainer and ours, seed {seed}")
         pair = train_hf_and_ours(data, minilm, converted, seed, epochs, work)
