@@ -231,8 +231,8 @@ def offered_strategies() -> list[str]:
 
 
 def train_strategy(data: Data, converted: Path, strategy: str, seed: int, epochs: int, work: Path) -> dict[str, Any]:
-    """``squeezebert train --strategy STRATEGY`` from the converted checkpoint; test scores, seconds, and what the
-    run says it did (``auto``'s choice)."""
+    """``squeezebert train --strategy STRATEGY`` from the converted checkpoint; test scores, seconds, and the
+    strategy that trained the model (``auto``'s choice)."""
     out = work / f"{strategy}-{seed}"
     argv = ["train", "--train-file", str(data.paths["train"]), "--validation-file", str(data.paths["valid"])]
     argv += ["--model", str(converted), "--output-dir", str(out), "--overwrite-output-dir", "--no-progress"]
@@ -246,7 +246,7 @@ def train_strategy(data: Data, converted: Path, strategy: str, seed: int, epochs
     seconds = time.perf_counter() - start
     summary = json.loads((out / "training_summary.json").read_text(encoding="utf-8"))
     model = squeezebert.SqueezeBertForSequenceClassification.from_pretrained(out)
-    return {**data.score(model), "seconds": seconds, "chosen": summary.get("strategy")}
+    return {**data.score(model), "seconds": seconds, "chosen": summary.get("chosen") or summary.get("strategy")}
 
 
 # --------------------------------------------------------------------------------------------------------------
