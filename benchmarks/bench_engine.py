@@ -1,8 +1,8 @@
 """The engine benchmark: squeezebert's fast path (fp32 and int8) against Hugging Face and the runtimes a user would
 pick instead (ONNX Runtime, OpenVINO), all timed in the same rounds as the machine's fp32 and int8 matmul peaks.
 
-    python benchmarks/bench_engine.py                        # the whole table, about 10 minutes on 2 cores
-    python benchmarks/bench_engine.py --quick                # fewer rounds, no training step (about 5 minutes)
+    python benchmarks/bench_engine.py                        # the whole table, about 5 minutes on 2 quiet cores
+    python benchmarks/bench_engine.py --quick                # fewer rounds, no training step (about 3 minutes)
     python benchmarks/bench_engine.py --background-load 2    # also under 2 busy processes (see below)
 
 Models (the paper's config, random weights, the same weights everywhere):
