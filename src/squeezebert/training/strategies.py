@@ -25,6 +25,7 @@ from ..modeling import SqueezeBertForSequenceClassification
 from . import probe
 from .metrics import balanced_class_weights
 from .setfit import CosineSimilarityPairs, draw_pairs, pair_collate
+from .tasks import SequenceClassificationTask
 from .trainer import DistributedInfo, ListSource, Trainer, TrainingArguments, check_output_dir, clear_run
 from .trainer import format_summary as format_training_summary
 
@@ -97,7 +98,7 @@ def choose_strategy(args: StrategyArguments, num_examples: int, blocker: str | N
 class SmallDataRun:
     """What :func:`finetune` has prepared for a small-data strategy: the task, the encoded data, the model."""
 
-    task: Any  # SequenceClassificationTask
+    task: SequenceClassificationTask
     tokenizer: Any
     model: SqueezeBertForSequenceClassification
     train_features: list[dict[str, Any]]
