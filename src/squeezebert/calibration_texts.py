@@ -1,8 +1,8 @@
 """A small built-in calibration set for :func:`squeezebert.quantize_dynamic`: generic English sentences.
 
-Written for this package (questions, instructions, narration, numbers, short replies), so that the int8 calibration
-sees the activations of real text rather than of random token ids. Any text of the model's domain does better;
-pass it as ``calibration_texts``.
+Written for this package (questions, instructions, narration, numbers, short replies, and a few lines of code,
+markup and paths), so that the int8 calibration sees the activations of real text rather than of random token ids.
+Text of the model's own domain does better; pass it as ``calibration_texts``.
 """
 
 from __future__ import annotations
@@ -56,4 +56,12 @@ CALIBRATION_TEXTS: tuple[str, ...] = (
     "The engineers measured the bridge and found a crack near the second pillar.",
     "How many people live in the largest city of Canada?",
     "Learning to play the piano takes patience and a lot of practice.",
+    "To install it, run `pip install requests` and then `import requests` in your script.",
+    "def add(a, b):\n    return a + b\n\nprint(add(2, 3))  # prints 5",
+    "for (int i = 0; i < n; i++) { total += values[i]; }",
+    'The config file says {"name": "demo", "port": 8080, "debug": true}.',
+    "See https://example.com/docs/getting-started for the full list of options.",
+    "1. Preheat the oven.\n2. Mix the eggs and sugar.\n3. Bake for 25 minutes.",
+    "Error: file not found (code 404) at /home/user/data/report.csv",
+    "x = [1, 2, 3]; y = {k: v * 2 for k, v in enumerate(x)}",
 )
