@@ -190,9 +190,9 @@ def minilm_cosines(minilm, **options) -> tuple[float, float]:
 @pytest.mark.parametrize(
     "options, bound",
     [
-        ({}, 0.998),  # measured 0.99847 (per token), 0.99870 (pooled)
-        ({"keep_float": ("output",)}, 0.999),  # measured 0.99934, 0.99939
-        ({"keep_float": ("output", "intermediate")}, 0.9995),  # measured 0.99977, 0.99976
+        ({}, 0.998),  # measured 0.99855 (per token), 0.99873 (pooled)
+        ({"keep_float": ("output",)}, 0.999),  # measured 0.99928, 0.99940
+        ({"keep_float": ("output", "intermediate")}, 0.9995),  # measured about 0.9998
     ],
     ids=["default", "keep-output", "keep-ffn"],
 )
@@ -210,7 +210,7 @@ def test_minilm_default_beats_the_previous_recipe(minilm):
     previous.config.name_or_path = ""  # no tokenizer to be found: random token ids
     before = minilm_cosines((previous, *minilm[1:]), **PREVIOUS)
     after = minilm_cosines(minilm)
-    assert before[0] < 0.9981 < after[0]  # measured 0.99770 -> 0.99847
+    assert before[0] < 0.9981 < after[0]  # measured 0.99770 -> 0.99855
 
 
 def test_smoothing_is_exact_where_int8_is_exact():
