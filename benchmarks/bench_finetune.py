@@ -291,12 +291,14 @@ def goals(results: dict[str, list[dict[str, Any]]]) -> list[str]:
             f"full fine-tuning within 1 point of HF's mean accuracy: {gap:+.1f} points, "
             f"{'met' if gap >= -1 else 'NOT met'}"
         )
-        hf_epochs = [s for r in results["hf"] for s in r["epoch_seconds"]]
-        our_epochs = [s for r in results["ours"] for s in r["epoch_seconds"]]
-        ratio = statistics.median(hf_epochs) / statistics.median(our_epochs)
+        ratios = [  # per seed (each seed's epochs alternated under the same load), then the median over seeds
+            statistics.median(hf["epoch_seconds"]) / statistics.median(ours["epoch_seconds"])
+            for hf, ours in zip(results["hf"], results["ours"], strict=True)
+        ]
+        ratio = statistics.median(ratios)
         lines.append(
-            f"ours at least 1.2x faster per epoch (median of alternated epochs): {ratio:.2f}x, "
-            f"{'met' if ratio >= 1.2 else 'NOT met'}"
+            f"ours at least 1.2x faster per epoch (per seed: median HF epoch / median our epoch; median over seeds): "
+            f"{ratio:.2f}x, {'met' if ratio >= 1.2 else 'NOT met'}"
         )
     if "strategy auto" in results:
         accuracy = mean("strategy auto", "accuracy")
