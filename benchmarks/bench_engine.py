@@ -57,7 +57,7 @@ import torch
 import torch.nn.functional as F
 
 import squeezebert
-from squeezebert.bench import encoder_flops, time_interleaved
+from squeezebert.bench import bert_base_config, encoder_flops, time_interleaved
 
 TUNED_MALLOC = {
     "MALLOC_MMAP_THRESHOLD_": str(1 << 30),
@@ -301,15 +301,7 @@ def measure(rounds: dict[tuple[int, int] | str, int], background: int, sizes: di
         setup = build(Path(tmp), sizes)
         runners, config = setup.runners, setup.config
         flops_configs = {name: config for name in runners}
-        flops_configs[BERT] = squeezebert.SqueezeBertConfig(
-            **(sizes or {}),
-            q_groups=1,
-            k_groups=1,
-            v_groups=1,
-            post_attention_groups=1,
-            intermediate_groups=1,
-            output_groups=1,
-        )
+        flops_configs[BERT] = bert_base_config(**(sizes or {}))
         a, b = torch.randn(PEAK_SIZE, PEAK_SIZE), torch.randn(PEAK_SIZE, PEAK_SIZE)
         a8 = torch.randint(-128, 128, (PEAK_SIZE, PEAK_SIZE), dtype=torch.int8)
         b8 = torch.randint(-128, 128, (PEAK_SIZE, PEAK_SIZE), dtype=torch.int8)
