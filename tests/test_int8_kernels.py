@@ -49,15 +49,24 @@ def strided_groups(tokens: int, groups: int, width: int, seed: int) -> torch.Ten
 @pytest.mark.parametrize("tokens", [1, 50, 300])  # one block, one per thread, blocks of at most 128 rows
 @pytest.mark.parametrize("count", [0, 3])
 @pytest.mark.parametrize("accumulate", [False, True])
-def test_project_matches_the_pytorch_path(kernels, groups, width, tokens, count, accumulate):
-    """kernels.project (one parallel region) against Int8Projection's PyTorch operations, the same formulas.
+@pytest.mark.parametrize("matmul", ["vnni", "int_mm"])
+def test_project_matches_the_pytorch_path(kernels, groups, width, tokens, count, accumulate, matmul):
+    """kernels.project (one parallel region) against Int8Projection's PyTorch operations, the same formulas, with
+    each of its int8 matmuls: its own VNNI one on unsigned levels and packed weights (where the CPU has it), and
+    torch._int_mm on signed levels (the weights not packed).
 
-    The int8 matmul is exact in both. Two things may differ: the float rounding of the few operations after it
+    The int8 matmul is exact in all. Two things may differ: the float rounding of the few operations after it
     (a few ulp of the terms' magnitude; the outlier terms are summed in another order), and a quantization tie that
     rounds the other way (FMA vs multiply and add), which moves one level of one input: at most
     ``s_x * max|W_q| * s_w = s_x * 127 * s_w`` on that row, and rare.
     """
     q = random_projection(groups, width, 40, count, seed=width + count)
+    if matmul == "vnni" and not kernels.vnni():
+        pytest.skip("this CPU has no AVX-512 VNNI")
+    if matmul == "vnni":
+        assert q.weight_packed.shape == (groups, 1, (width + 3) // 4, 64, 4)  # one panel of 64 (40 used)
+    else:
+        q.weight_packed = torch.empty(0, dtype=torch.int8)
     x = strided_groups(tokens, groups, width, seed=tokens)
     base = torch.randn(tokens, groups * 40)
     out = q.out_groups(base.clone()) if accumulate else None
@@ -95,9 +104,19 @@ def test_project_applies_the_activation(kernels, activation, monkeypatch):
         q.grouped_activation(x, "tanh")
 
 
+def test_pack_weight_layout(kernels):
+    """packed[g, p, k4, c, j] = W[g, 4 * k4 + j, 64 * p + c], zero beyond W's rows and columns."""
+    weight = torch.randint(-127, 128, (2, 10, 70), dtype=torch.int8, generator=torch.Generator().manual_seed(0))
+    packed = kernels.pack_weight(weight)
+    assert packed.shape == (2, 2, 3, 64, 4) and packed.dtype == torch.int8
+    g, k, n = torch.meshgrid(torch.arange(2), torch.arange(10), torch.arange(70), indexing="ij")
+    assert torch.equal(packed[g, n // 64, k // 4, n % 64, k % 4], weight)
+    assert int((packed != 0).sum()) == int((weight != 0).sum())  # the padding is zero
+
+
 def test_project_rejects_bad_tensors(kernels):
     q = random_projection(1, 16, 8, 0, seed=0)
-    weights = (q.weight_int8, q.weight_sum, q.weight_scale, q.bias, q.outlier_weight)
+    weights = (q.weight_int8, q.weight_packed, q.weight_sum, q.weight_scale, q.bias, q.outlier_weight)
     x, out, none = torch.zeros(1, 2, 16), torch.zeros(1, 2, 8), torch.zeros(1, 0, dtype=torch.long)
     with pytest.raises(RuntimeError, match="x and out must be float32"):
         kernels.project(x.double(), NONE, none, *weights, out, False, "")
@@ -109,6 +128,10 @@ def test_project_rejects_bad_tensors(kernels):
         kernels.project(x, NONE, none, *weights, out, True, "gelu")
     with pytest.raises(RuntimeError, match="out must be"):
         kernels.project(x, NONE, none, *weights, torch.zeros(1, 3, 8), False, "")
+    if kernels.vnni():
+        wrong = (weights[0], torch.zeros(1, 1, 3, 64, 4, dtype=torch.int8), *weights[2:])
+        with pytest.raises(RuntimeError, match="packed must be pack_weight"):
+            kernels.project(x, NONE, none, *wrong, out, False, "")
 
 
 def test_model_with_kernels_matches_the_pytorch_path(kernels, monkeypatch):

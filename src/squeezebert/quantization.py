@@ -77,8 +77,8 @@ def quantize_rows(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Te
     low = x.amin(dim=-1, keepdim=True)
     scale = (x.amax(dim=-1, keepdim=True) - low).clamp_min_(1e-12).div_(255.0)
     inv = scale.reciprocal()
-    shift = torch.mul(low, inv).add_(128.0).neg_()  # x * inv + shift lies in [-128, 127]
-    q = torch.addcmul(shift, x, inv).round_().to(torch.int8)
+    shift = torch.mul(low, inv).neg_()  # x * inv + shift lies in [0, 255] (the levels the kernels compute)
+    q = torch.addcmul(shift, x, inv).round_().clamp_(0.0, 255.0).sub_(128.0).to(torch.int8)
     return q, scale, torch.add(low, scale, alpha=128.0)
 
 
@@ -182,6 +182,10 @@ class Int8Projection(nn.Module):
             gram = gram / (smoothing.unsqueeze(-1) * smoothing.unsqueeze(-2))
             weight_int8, outlier_weight = gptq_round(weight.scatter(1, rows, outlier_weight), scale, gram, outliers)
         self.register_buffer("weight_int8", weight_int8.to(torch.int8).contiguous())
+        # the same levels in the layout of the kernels' VNNI matmul, where it was compiled (derived: not saved)
+        kernels = int8_kernels(build=False)
+        packed = kernels.pack_weight(self.weight_int8) if kernels is not None and kernels.vnni() else None
+        self.register_buffer("weight_packed", torch.empty(0, dtype=torch.int8) if packed is None else packed, False)
         self.register_buffer("weight_scale", scale)
         # sum_k W_q[k, n]: the contribution of the activations' offset, added after the integer matmul
         self.register_buffer("weight_sum", self.weight_int8.sum(dim=1, keepdim=True, dtype=torch.float32))
@@ -259,7 +263,8 @@ class Int8Projection(nn.Module):
         result = x_groups.new_empty(groups, x_groups.shape[1], self.out_channels // groups) if out is None else out
         keep = self.inlier_mask.view(groups, -1) if self.outliers.shape[-1] > 0 or self.smoothed else _NO_TENSOR
         index = self.outliers.view(groups, self.outliers.shape[-1])
-        weights = (self.weight_int8, self.weight_sum, self.weight_scale, self.bias, self.outlier_weight)
+        weights = (self.weight_int8, self.weight_packed, self.weight_sum, self.weight_scale, self.bias)
+        weights += (self.outlier_weight,)
         kernels.project(x_groups, keep, index, *weights, result, out is not None, FUSED_ACTIVATIONS.get(activation, ""))
         return result
 

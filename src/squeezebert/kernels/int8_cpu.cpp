@@ -5,6 +5,8 @@
 // matmul. project does a whole projection in one parallel region: each thread takes blocks of rows and, per
 // group, quantizes them in one pass per row, multiplies them in int8 (torch._int_mm, single-threaded inside the
 // region) and dequantizes the result in one pass per row (and applies the activation) while it is in cache.
+// Where the CPU has AVX-512 VNNI the int8 matmul is our own (vnni_matmul: unsigned 8-bit inputs times the signed
+// weights packed by pack_weight, vpdpbusd into int32 registers); elsewhere it is torch._int_mm on signed inputs.
 // Built on first use by squeezebert.kernels with -O3 -march=native; the AVX-512 branches are compiled only where
 // the CPU has AVX-512, the scalar loops elsewhere (and torch._int_mm picks its own path from the CPU).
 
@@ -14,11 +16,16 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <vector>
 
 #if defined(__AVX512F__)
 #include <immintrin.h>
+#endif
+
+#if defined(__AVX512VNNI__) && defined(__AVX512BW__)
+#define SQUEEZEBERT_VNNI 1
 #endif
 
 namespace {
@@ -32,10 +39,12 @@ void check_rows(const torch::Tensor& t, const char* name, int64_t dim) {
   TORCH_CHECK(t.stride(dim - 1) == 1, name, " must have contiguous rows");
 }
 
-// One row of x times mask (mask may be null): q = round(v / scale - min / scale - 128) in int8, with
-// scale = (max - min) / 255 and offset = min + 128 * scale, so that v ~ scale * q + offset; picked[j] = x[index[j]].
+// One row of x times mask (mask may be null), quantized to the 256 levels from its min to its max: level
+// r = round((v - min) / scale) in [0, 255] with scale = (max - min) / 255, stored as r (unsigned: zero = 0) or as
+// r - 128 (signed: zero = 128), so that v ~ scale * q + offset with offset = min + zero * scale. picked[j] =
+// x[index[j]] (the outlier channels, computed in fp32).
 void quantize_row(const float* in, const float* mask, int64_t width, const int64_t* index, int64_t count,
-                  int8_t* out, float* picked, float* scale, float* offset) {
+                  int zero, uint8_t* out, float* picked, float* scale, float* offset) {
   auto value = [&](int64_t k) { return mask != nullptr ? in[k] * mask[k] : in[k]; };
   for (int64_t j = 0; j < count; ++j) picked[j] = in[index[j]];
   float low = std::numeric_limits<float>::infinity(), high = -low;
@@ -57,23 +66,81 @@ void quantize_row(const float* in, const float* mask, int64_t width, const int64
   }
   const float step = std::max(high - low, 1e-12f) / 255.0f;
   const float inv = 1.0f / step;
-  const float shift = -(low * inv + 128.0f);  // v * inv + shift lies in [-128, 127]
+  const float shift = -(low * inv);  // v * inv + shift lies in [0, 255]
   k = 0;
 #if defined(__AVX512F__)
   const __m512 invs = _mm512_set1_ps(inv), shifts = _mm512_set1_ps(shift);
+  const __m512i zeros = _mm512_set1_epi32(zero), top = _mm512_set1_epi32(255);
   for (; k + 16 <= width; k += 16) {
     __m512 v = _mm512_loadu_ps(in + k);
     if (mask != nullptr) v = _mm512_mul_ps(v, _mm512_loadu_ps(mask + k));
-    const __m512i rounded = _mm512_cvtps_epi32(_mm512_fmadd_ps(v, invs, shifts));  // to nearest, ties to even
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + k), _mm512_cvtsepi32_epi8(rounded));
+    __m512i level = _mm512_cvtps_epi32(_mm512_fmadd_ps(v, invs, shifts));  // to nearest, ties to even
+    level = _mm512_sub_epi32(_mm512_min_epi32(_mm512_max_epi32(level, _mm512_setzero_si512()), top), zeros);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + k), _mm512_cvtepi32_epi8(level));  // the low byte
   }
 #endif
   for (; k < width; ++k) {
-    out[k] = static_cast<int8_t>(std::clamp(std::nearbyint(value(k) * inv + shift), -128.0f, 127.0f));
+    const int level = static_cast<int>(std::clamp(std::nearbyint(value(k) * inv + shift), 0.0f, 255.0f)) - zero;
+    out[k] = static_cast<uint8_t>(level & 0xff);  // the byte of r (zero 0) or of the int8 r - 128 (zero 128)
   }
   *scale = step;
-  *offset = low + 128.0f * step;
+  *offset = low + static_cast<float>(zero) * step;
 }
+
+#if defined(SQUEEZEBERT_VNNI)
+constexpr int64_t kPanel = 64;  // output channels per packed panel: four 16-lane int32 registers
+constexpr int kTileRows = 6;    // rows per tile: 6 x 4 accumulators + 4 weight registers + 1 broadcast < 32
+
+// c (kTileRows' first `rows` rows, 64 columns, row stride ldc) = a (rows x 4 * k4 unsigned bytes, row stride lda)
+// times one packed panel b (k4, 64, 4) of signed bytes: vpdpbusd adds four u8 x s8 products per int32 lane.
+template <int Rows>
+void vnni_tile(const uint8_t* a, int64_t lda, const int8_t* b, int64_t k4, int32_t* c, int64_t ldc) {
+  __m512i acc[Rows][4];
+  for (int r = 0; r < Rows; ++r) {
+    for (int j = 0; j < 4; ++j) acc[r][j] = _mm512_setzero_si512();
+  }
+  for (int64_t k = 0; k < k4; ++k, b += 4 * kPanel) {
+    const __m512i w0 = _mm512_loadu_si512(b), w1 = _mm512_loadu_si512(b + 64);
+    const __m512i w2 = _mm512_loadu_si512(b + 128), w3 = _mm512_loadu_si512(b + 192);
+    for (int r = 0; r < Rows; ++r) {
+      int32_t four;  // the row's four input bytes k*4 .. k*4+3, broadcast to every lane
+      std::memcpy(&four, a + r * lda + 4 * k, sizeof(four));
+      const __m512i x = _mm512_set1_epi32(four);
+      acc[r][0] = _mm512_dpbusd_epi32(acc[r][0], x, w0);
+      acc[r][1] = _mm512_dpbusd_epi32(acc[r][1], x, w1);
+      acc[r][2] = _mm512_dpbusd_epi32(acc[r][2], x, w2);
+      acc[r][3] = _mm512_dpbusd_epi32(acc[r][3], x, w3);
+    }
+  }
+  for (int r = 0; r < Rows; ++r) {
+    for (int j = 0; j < 4; ++j) _mm512_storeu_si512(c + r * ldc + 16 * j, acc[r][j]);
+  }
+}
+
+// c (rows, 64 * panels) int32 = a (rows, 4 * k4) u8 @ the packed weight (panels, k4, 64, 4) s8, panel by panel
+// (each panel's K x 64 bytes stay in L1/L2 while every row tile passes over it).
+void vnni_matmul(const uint8_t* a, int64_t lda, int64_t rows, const int8_t* packed, int64_t panels, int64_t k4,
+                 int32_t* c, int64_t ldc) {
+  for (int64_t p = 0; p < panels; ++p) {
+    const int8_t* b = packed + p * k4 * 4 * kPanel;
+    int64_t r = 0;
+    for (; r + kTileRows <= rows; r += kTileRows) {
+      vnni_tile<kTileRows>(a + r * lda, lda, b, k4, c + r * ldc + p * kPanel, ldc);
+    }
+    const int64_t left = rows - r;
+    const uint8_t* a_left = a + r * lda;
+    int32_t* c_left = c + r * ldc + p * kPanel;
+    switch (left) {
+      case 5: vnni_tile<5>(a_left, lda, b, k4, c_left, ldc); break;
+      case 4: vnni_tile<4>(a_left, lda, b, k4, c_left, ldc); break;
+      case 3: vnni_tile<3>(a_left, lda, b, k4, c_left, ldc); break;
+      case 2: vnni_tile<2>(a_left, lda, b, k4, c_left, ldc); break;
+      case 1: vnni_tile<1>(a_left, lda, b, k4, c_left, ldc); break;
+      default: break;
+    }
+  }
+}
+#endif
 
 // The weights of one group: sums and scales (N), bias (N), outlier rows (k, N).
 struct GroupWeights {
@@ -125,19 +192,41 @@ void check_weights(const std::vector<const torch::Tensor*>& tensors) {
 
 }  // namespace
 
+// Whether vnni_matmul was compiled (AVX-512 VNNI): then project multiplies with weights packed by pack_weight.
+bool vnni() {
+#if defined(SQUEEZEBERT_VNNI)
+  return true;
+#else
+  return false;
+#endif
+}
+
+// The layout vnni_matmul reads: weight (G, K, N) int8 -> (G, ceil(N / 64), ceil(K / 4), 64, 4), zero-padded, so
+// that one 64-byte load holds four consecutive input channels of 16 output channels.
+torch::Tensor pack_weight(const torch::Tensor& weight) {
+  TORCH_CHECK(weight.dim() == 3 && weight.scalar_type() == torch::kChar, "weight must be int8 (groups, in, out)");
+  const int64_t groups = weight.size(0), width = weight.size(1), cout = weight.size(2);
+  const int64_t k4 = (width + 3) / 4, panels = (cout + 63) / 64;
+  auto padded = torch::zeros({groups, 4 * k4, 64 * panels}, weight.options());
+  padded.narrow(1, 0, width).narrow(2, 0, cout).copy_(weight);
+  return padded.view({groups, k4, 4, panels, 64}).permute({0, 3, 1, 4, 2}).contiguous();
+}
+
 // A whole int8 projection in one parallel region. x (G, T, K) float32 with contiguous rows; keep: empty, or (G, K)
 // float32 multipliers of x (0 at the outlier channels); outliers (G, k) int64: the input channels computed in fp32
-// (k may be 0); weight (G, K, N) int8; weight_sum, weight_scale (G, 1, N); bias (G * N); outlier_weight (G, k, N).
-// out (G, T, N) float32 with contiguous rows (it may be a strided view) gets, per row of x * keep quantized by
-// quantize_row, y = (s * (x_q @ W_q) + o * weight_sum + x[outliers] @ outlier_weight) * weight_scale + bias, or
-// out += y - bias when accumulate. activation (only without accumulate): "" none, else "gelu", "gelu_tanh" or
-// "relu", applied in place to each block of out. The rows are split into blocks (one per thread while each holds
-// enough work, at most kBlockRows rows); each block is quantized, multiplied and dequantized group by group, so
-// that its int8 input and int32 product stay in cache, and the int8 matmul runs single-threaded in the region.
+// (k may be 0); weight (G, K, N) int8; packed: empty, or pack_weight(weight) where vnni(); weight_sum,
+// weight_scale (G, 1, N); bias (G * N); outlier_weight (G, k, N). out (G, T, N) float32 with contiguous rows (it
+// may be a strided view) gets, per row of x * keep quantized by quantize_row, y = (s * (x_q @ W_q) + o *
+// weight_sum + x[outliers] @ outlier_weight) * weight_scale + bias, or out += y - bias when accumulate. activation
+// (only without accumulate): "" none, else "gelu", "gelu_tanh" or "relu", applied in place to each block of out.
+// The rows are split into blocks (one per thread while each holds enough work, at most kBlockRows rows); each
+// block is quantized, multiplied and dequantized group by group, so that its 8-bit input and int32 product stay in
+// cache, and the int8 matmul runs single-threaded in the region: vnni_matmul on unsigned levels with the packed
+// weights, or torch._int_mm on signed ones.
 void project(const torch::Tensor& x, const torch::Tensor& keep, const torch::Tensor& outliers,
-             const torch::Tensor& weight, const torch::Tensor& weight_sum, const torch::Tensor& weight_scale,
-             const torch::Tensor& bias, const torch::Tensor& outlier_weight, torch::Tensor& out, bool accumulate,
-             const std::string& activation) {
+             const torch::Tensor& weight, const torch::Tensor& packed, const torch::Tensor& weight_sum,
+             const torch::Tensor& weight_scale, const torch::Tensor& bias, const torch::Tensor& outlier_weight,
+             torch::Tensor& out, bool accumulate, const std::string& activation) {
   check_rows(x, "x", 3);
   check_rows(out, "out", 3);
   TORCH_CHECK(x.scalar_type() == torch::kFloat && out.scalar_type() == torch::kFloat, "x and out must be float32");
@@ -146,6 +235,14 @@ void project(const torch::Tensor& x, const torch::Tensor& keep, const torch::Ten
   const int64_t groups = x.size(0), rows = x.size(1), width = x.size(2), cout = weight.size(2);
   TORCH_CHECK(weight.size(0) == groups && weight.size(1) == width, "weight must be (groups, in / groups, out)");
   TORCH_CHECK(out.size(0) == groups && out.size(1) == rows && out.size(2) == cout, "out must be (groups, rows, out)");
+  const int64_t k4 = (width + 3) / 4, panels = (cout + 63) / 64;
+  const bool use_vnni = packed.numel() > 0;
+  if (use_vnni) {
+    TORCH_CHECK(vnni(), "packed weights need the AVX-512 VNNI kernel, which this CPU build does not have");
+    TORCH_CHECK(packed.is_contiguous() && packed.scalar_type() == torch::kChar &&
+                    packed.sizes() == torch::IntArrayRef({groups, panels, k4, 64, 4}),
+                "packed must be pack_weight(weight)");
+  }
   const float* keep_data = check_keep(keep, groups, width);
   check_outliers(outliers, groups, width);
   check_weights({&weight_sum, &weight_scale, &bias, &outlier_weight});
@@ -165,30 +262,42 @@ void project(const torch::Tensor& x, const torch::Tensor& keep, const torch::Ten
   const int64_t block = std::max<int64_t>((rows + wanted - 1) / wanted, 1);
   const int64_t blocks = (rows + block - 1) / block;
 
+  // The 8-bit rows: unsigned levels (zero point 0) for vnni_matmul, padded to whole groups of four input
+  // channels; signed ones (zero point 128) for torch._int_mm. The int32 product rows: whole 64-column panels.
+  const int zero = use_vnni ? 0 : 128;
+  const int64_t q_width = use_vnni ? 4 * k4 : width, acc_width = use_vnni ? 64 * panels : cout;
   const float* x_data = x.data_ptr<float>();
   const int64_t* index = outliers.data_ptr<int64_t>();
   float* out_data = out.data_ptr<float>();
   const int64_t x_group = x.stride(0), x_row = x.stride(1), out_group = out.stride(0), out_row = out.stride(1);
   at::parallel_for(0, blocks, 1, [&](int64_t begin, int64_t end) {
-    auto q = torch::empty({block, width}, x.options().dtype(torch::kChar));
-    auto acc = torch::empty({block, cout}, x.options().dtype(torch::kInt));
+    auto q = torch::zeros({block, q_width}, x.options().dtype(torch::kChar));
+    auto acc = torch::empty({block, acc_width}, x.options().dtype(torch::kInt));
+    uint8_t* q_data = reinterpret_cast<uint8_t*>(q.data_ptr<int8_t>());
     std::vector<float> scales(block), offsets(block), picked(block * count), scratch(cout);
     for (int64_t b = begin; b < end; ++b) {
       const int64_t first = b * block, n = std::min(block, rows - first);
-      auto q_rows = q.narrow(0, 0, n), acc_rows = acc.narrow(0, 0, n);
       for (int64_t g = 0; g < groups; ++g) {
         const float* mask = keep_data != nullptr ? keep_data + g * width : nullptr;
         for (int64_t r = 0; r < n; ++r) {
-          quantize_row(x_data + g * x_group + (first + r) * x_row, mask, width, index + g * count, count,
-                       q.data_ptr<int8_t>() + r * width, picked.data() + r * count, &scales[r], &offsets[r]);
+          quantize_row(x_data + g * x_group + (first + r) * x_row, mask, width, index + g * count, count, zero,
+                       q_data + r * q_width, picked.data() + r * count, &scales[r], &offsets[r]);
         }
-        at::_int_mm_out(acc_rows, q_rows, weight[g]);
+        if (use_vnni) {
+#if defined(SQUEEZEBERT_VNNI)
+          vnni_matmul(q_data, q_width, n, packed[g].data_ptr<int8_t>(), panels, k4, acc.data_ptr<int32_t>(),
+                      acc_width);
+#endif
+        } else {
+          auto acc_rows = acc.narrow(0, 0, n);
+          at::_int_mm_out(acc_rows, q.narrow(0, 0, n), weight[g]);
+        }
         const GroupWeights w{weight_sum.data_ptr<float>() + g * cout, weight_scale.data_ptr<float>() + g * cout,
                              bias.data_ptr<float>() + g * cout, outlier_weight.data_ptr<float>() + g * count * cout};
         float* y = out_data + g * out_group + first * out_row;
         for (int64_t r = 0; r < n; ++r) {
-          dequantize_row(acc.data_ptr<int32_t>() + r * cout, scales[r], offsets[r], picked.data() + r * count, count,
-                         w, cout, accumulate, scratch.data(), y + r * out_row);
+          dequantize_row(acc.data_ptr<int32_t>() + r * acc_width, scales[r], offsets[r], picked.data() + r * count,
+                         count, w, cout, accumulate, scratch.data(), y + r * out_row);
         }
         if (!activation.empty()) {
           auto y_rows = torch::from_blob(y, {n, cout}, {out_row, 1}, x.options());
@@ -206,4 +315,6 @@ void project(const torch::Tensor& x, const torch::Tensor& keep, const torch::Ten
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("project", &project, "A whole int8 projection (quantize, int8 matmul, dequantize) in one parallel region",
         py::call_guard<py::gil_scoped_release>());
+  m.def("pack_weight", &pack_weight, "int8 weights (groups, in, out) in the layout of the VNNI matmul");
+  m.def("vnni", &vnni, "Whether the AVX-512 VNNI matmul was compiled (then project takes packed weights)");
 }
