@@ -14,7 +14,7 @@ from support.configs import PAPER_128, tiny_config
 
 import squeezebert
 from squeezebert import kernels as kernels_module
-from squeezebert.modeling.layers import get_activation
+from squeezebert.modeling.layers import from_groups, get_activation
 from squeezebert.quantization import FUSED_ACTIVATIONS, Int8Projection
 
 NONE = torch.empty(0)
@@ -90,16 +90,21 @@ def test_project_matches_the_pytorch_path(kernels, groups, width, tokens, count,
 
 @pytest.mark.parametrize("activation", sorted(FUSED_ACTIVATIONS))
 def test_project_applies_the_activation(kernels, activation, monkeypatch):
-    """The activation applied in the kernel's pass is the activation of the output: the same function up to a few
-    ulp (torch's vectorized and scalar erf / tanh differ by about one ulp; |y| stays below ~8 here)."""
+    """The activation applied in the kernel's pass is the activation of the kernel's own output, against the exact
+    function (float64). The kernel's erf is Abramowitz and Stegun 7.1.26 (absolute error 1.5e-7, so the GELU is off
+    by at most |x| / 2 * 1.5e-7), its exp and tanh forms accurate to a few ulp of the result."""
     q = random_projection(4, 64, 48, 2, seed=0)
     x = strided_groups(130, 4, 64, seed=1)
     function = get_activation(activation)[0]
     with torch.no_grad():
+        before = q.grouped(x)
         fused = q.grouped_activation(x, activation)
-        torch.testing.assert_close(fused, function(q.grouped(x)), rtol=1e-6, atol=1e-6)
+        exact = function(before.double())
+        bound = 0.75e-7 * before.abs().double() + 8 * 2.0**-24 * exact.abs()
+        assert ((fused.double() - exact).abs() <= bound).all()
         monkeypatch.setattr(kernels_module, "_STATE", {"module": None, "status": "off (test)"})
         assert torch.equal(q.grouped_activation(x, activation), function(q.grouped(x)))  # PyTorch's path
+    assert before.abs().max() > 4 and (before < -3).any()  # the range where erf and tanh are hardest
     with pytest.raises(ValueError, match="activation must be one of"):
         q.grouped_activation(x, "tanh")
 
@@ -118,20 +123,61 @@ def test_project_rejects_bad_tensors(kernels):
     q = random_projection(1, 16, 8, 0, seed=0)
     weights = (q.weight_int8, q.weight_packed, q.weight_sum, q.weight_scale, q.bias, q.outlier_weight)
     x, out, none = torch.zeros(1, 2, 16), torch.zeros(1, 2, 8), torch.zeros(1, 0, dtype=torch.long)
+    norm = (torch.ones(8), torch.zeros(8), 1e-12)
+    no_norm = (NONE, NONE, 0.0)
     with pytest.raises(RuntimeError, match="x and out must be float32"):
-        kernels.project(x.double(), NONE, none, *weights, out, False, "")
+        kernels.project(x.double(), NONE, none, *weights, out, NONE, *no_norm, "")
     with pytest.raises(RuntimeError, match="outlier channel out of range"):
-        kernels.project(x, NONE, torch.tensor([[16]]), *weights, out, False, "")
+        kernels.project(x, NONE, torch.tensor([[16]]), *weights, out, NONE, *no_norm, "")
     with pytest.raises(RuntimeError, match="activation must be"):
-        kernels.project(x, NONE, none, *weights, out, False, "tanh")
-    with pytest.raises(RuntimeError, match="no activation when accumulating"):
-        kernels.project(x, NONE, none, *weights, out, True, "gelu")
+        kernels.project(x, NONE, none, *weights, out, NONE, *no_norm, "tanh")
+    with pytest.raises(RuntimeError, match="no activation with a residual"):
+        kernels.project(x, NONE, none, *weights, out, out, *no_norm, "gelu")
+    with pytest.raises(RuntimeError, match="the LayerNorm needs a residual"):
+        kernels.project(x, NONE, none, *weights, out, NONE, *norm, "")
+    with pytest.raises(RuntimeError, match="residual must be float32 shaped like out"):
+        kernels.project(x, NONE, none, *weights, out, torch.zeros(1, 3, 8), *no_norm, "")
     with pytest.raises(RuntimeError, match="out must be"):
-        kernels.project(x, NONE, none, *weights, torch.zeros(1, 3, 8), False, "")
+        kernels.project(x, NONE, none, *weights, torch.zeros(1, 3, 8), NONE, *no_norm, "")
     if kernels.vnni():
         wrong = (weights[0], torch.zeros(1, 1, 3, 64, 4, dtype=torch.int8), *weights[2:])
         with pytest.raises(RuntimeError, match="packed must be pack_weight"):
-            kernels.project(x, NONE, none, *wrong, out, False, "")
+            kernels.project(x, NONE, none, *wrong, out, NONE, *no_norm, "")
+
+
+@pytest.mark.parametrize(("groups", "tokens"), [(1, 7), (4, 130)])
+def test_residual_norm_matches_the_pytorch_path(kernels, groups, tokens, monkeypatch):
+    """``residual_norm``: LayerNorm(residual + bias + x @ W) in the projection's pass, against the PyTorch path.
+
+    The LayerNorm divides by the row's standard deviation, so the pre-norm differences (bounded as in the test
+    above; ties aside, a few ulp of the terms) scale by ``|weight| / std``; rows are compared by their cosine and
+    their largest difference relative to that scale.
+    """
+    q = random_projection(groups, 48, 40, 2, seed=groups)
+    x = strided_groups(tokens, groups, 48, seed=tokens)
+    residual = torch.randn(tokens, groups * 40, generator=torch.Generator().manual_seed(3))
+    layernorm = torch.nn.LayerNorm(groups * 40, eps=1e-12)
+    with torch.no_grad():
+        layernorm.weight.uniform_(0.5, 1.5)
+        layernorm.bias.normal_()
+        fused = torch.empty_like(residual)
+        q.residual_norm(x, residual, layernorm, fused)
+        in_place = residual.clone()
+        q.residual_norm(x, in_place, layernorm, in_place)  # out may be the residual itself
+        monkeypatch.setattr(kernels_module, "_STATE", {"module": None, "status": "off (test)"})
+        summed = residual + q.bias + from_groups(q.grouped(x) - q.bias.view(groups, 1, -1))
+        expected = layernorm(summed)
+        plain = torch.empty_like(residual)
+        q.residual_norm(x, residual, layernorm, plain)
+    assert torch.equal(fused, in_place)
+    torch.testing.assert_close(plain, expected, rtol=1e-5, atol=1e-5)
+    spread = layernorm.weight.abs().max() / summed.std(-1, unbiased=False)  # (tokens,)
+    float_bound = spread * 16 * 2.0**-24 * summed.abs().amax(-1)
+    x_scale = q._product(x)[1]  # (G, tokens, 1): a tie moves one level of one input of one group
+    level = spread * (x_scale[..., 0] * 127 * q.weight_scale.amax(-1)).amax(0)
+    diff = (fused - expected).abs().amax(-1)
+    assert (diff <= float_bound + level).all()
+    assert F.cosine_similarity(fused, expected, dim=-1).min() > 1 - 1e-6
 
 
 def test_model_with_kernels_matches_the_pytorch_path(kernels, monkeypatch):

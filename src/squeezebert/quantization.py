@@ -252,21 +252,54 @@ class Int8Projection(nn.Module):
         bias = self.bias.view(self.groups, 1, -1).to(y.dtype)
         return torch.addcmul(bias, y, self.weight_scale.to(y.dtype), out=y)
 
-    def _project(self, x_groups: torch.Tensor, out: torch.Tensor | None, activation: str | None = None) -> torch.Tensor:
-        """``act(bias + x @ W)`` (``out`` None) or ``out += x @ W``: with the kernels, all of it (quantization,
-        int8 matmul per group, dequantization, activation) in one parallel region (``kernels.project``)."""
-        kernels = self._kernels(x_groups) if out is None else self._kernels(x_groups, out)
+    def _project(
+        self,
+        x_groups: torch.Tensor,
+        out: torch.Tensor | None,
+        activation: str | None = None,
+        residual: torch.Tensor | None = None,
+        layernorm: nn.LayerNorm | None = None,
+    ) -> torch.Tensor:
+        """One ``kernels.project`` call (quantization, int8 matmul per group, dequantization and what follows, in one
+        parallel region), or the same in PyTorch operations without the kernels. ``out`` None: returns
+        ``act(bias + x @ W)`` in a new tensor. ``out`` given: ``out += x @ W`` (no bias), or with ``residual`` (a
+        group view like ``out``) ``out = residual + bias + x @ W``, then each whole row of the ``(tokens, out)``
+        tensor ``out`` views replaced by its ``layernorm`` when given."""
+        tensors = (x_groups,) if out is None else (x_groups, out) if residual is None else (x_groups, out, residual)
+        kernels = self._kernels(*tensors)
         if kernels is None:
-            y = self._dequantize(x_groups, out)
-            return y if activation is None else get_activation(activation)[1](y)
+            return self._project_in_pytorch(x_groups, out, activation, residual, layernorm)
         groups = self.groups
         result = x_groups.new_empty(groups, x_groups.shape[1], self.out_channels // groups) if out is None else out
         keep = self.inlier_mask.view(groups, -1) if self.outliers.shape[-1] > 0 or self.smoothed else _NO_TENSOR
         index = self.outliers.view(groups, self.outliers.shape[-1])
-        weights = (self.weight_int8, self.weight_packed, self.weight_sum, self.weight_scale, self.bias)
-        weights += (self.outlier_weight,)
-        kernels.project(x_groups, keep, index, *weights, result, out is not None, FUSED_ACTIVATIONS.get(activation, ""))
+        bias = _NO_TENSOR if out is not None and residual is None else self.bias
+        weights = (self.weight_int8, self.weight_packed, self.weight_sum, self.weight_scale, bias, self.outlier_weight)
+        base = out if out is not None and residual is None else residual  # what the result is added to
+        base = _NO_TENSOR if base is None else base
+        norm = (_NO_TENSOR, _NO_TENSOR, 0.0) if layernorm is None else (layernorm.weight, layernorm.bias, layernorm.eps)
+        kernels.project(x_groups, keep, index, *weights, result, base, *norm, FUSED_ACTIVATIONS.get(activation, ""))
         return result
+
+    def _project_in_pytorch(
+        self,
+        x_groups: torch.Tensor,
+        out: torch.Tensor | None,
+        activation: str | None,
+        residual: torch.Tensor | None,
+        layernorm: nn.LayerNorm | None,
+    ) -> torch.Tensor:
+        """:meth:`_project` without the kernels."""
+        if out is None:
+            y = self._dequantize(x_groups, None)
+            return y if activation is None else get_activation(activation)[1](y)
+        if residual is not None:
+            out.copy_(residual + self.bias.view(self.groups, 1, -1))
+        self._dequantize(x_groups, out)
+        if layernorm is not None:
+            rows = out.transpose(0, 1).reshape(out.shape[1], -1)  # (tokens, G * out/G), a copy
+            out.copy_(self.out_groups(layernorm(rows)))
+        return out
 
     def grouped(self, x_groups: torch.Tensor) -> torch.Tensor:
         """``(G, tokens, in/G)`` -> ``(G, tokens, out/G)``, bias included."""
@@ -281,6 +314,13 @@ class Int8Projection(nn.Module):
     def accumulate(self, x_groups: torch.Tensor, out_groups: torch.Tensor) -> None:
         """``out_groups += x_groups @ W`` in place, without the bias."""
         self._project(x_groups, out_groups)
+
+    def residual_norm(
+        self, x_groups: torch.Tensor, residual: torch.Tensor, layernorm: nn.LayerNorm, out: torch.Tensor
+    ) -> None:
+        """``out = layernorm(residual + bias + x @ W)`` for ``residual`` and ``out`` ``(tokens, out_channels)``
+        (``out`` may be ``residual``), the LayerNorm in the projection's pass (inference only)."""
+        self._project(x_groups, self.out_groups(out), residual=self.out_groups(residual), layernorm=layernorm)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         leading = x.shape[:-1]

@@ -2,9 +2,11 @@
 //
 // PyTorch needs about nine element-wise passes around each int8 matmul (per-row min and max, scale, round, cast;
 // int32 -> float, two scalings, the offset term, the bias) and a parallel region for each, plus one per group's
-// matmul. project does a whole projection in one parallel region: each thread takes blocks of rows and, per
-// group, quantizes them in one pass per row, multiplies them in int8 (torch._int_mm, single-threaded inside the
-// region) and dequantizes the result in one pass per row (and applies the activation) while it is in cache.
+// matmul, and more for what follows it (the activation; the residual add and the LayerNorm). project does a whole
+// projection in one parallel region: each thread takes blocks of rows and, per group, quantizes them in one pass
+// per row, multiplies them in int8 (single-threaded inside the region) and dequantizes the result in one pass per
+// row while it is in cache, adding the residual or applying the activation there; once a block's groups are done,
+// its whole rows get their LayerNorm.
 // Where the CPU has AVX-512 VNNI the int8 matmul is our own (vnni_matmul: unsigned 8-bit inputs times the signed
 // weights packed by pack_weight, vpdpbusd into int32 registers); elsewhere it is torch._int_mm on signed inputs.
 // Built on first use by squeezebert.kernels with -O3 -march=native; the AVX-512 branches are compiled only where
@@ -142,7 +144,7 @@ void vnni_matmul(const uint8_t* a, int64_t lda, int64_t rows, const int8_t* pack
 }
 #endif
 
-// The weights of one group: sums and scales (N), bias (N), outlier rows (k, N).
+// The weights of one group: sums and scales (N), bias (N, or null: none), outlier rows (k, N).
 struct GroupWeights {
   const float* sums;
   const float* scales;
@@ -150,21 +152,139 @@ struct GroupWeights {
   const float* outlier_weight;
 };
 
-// One row: y = (s * acc + o * sums + picked @ outlier_weight) * scales + bias, or y += that without the bias.
-// v (width floats) is scratch; each loop vectorizes.
+// One row: y = residual + (s * acc + o * sums + picked @ outlier_weight) * scales + bias, without the residual
+// when it is null and without the bias when w.bias is null. v (width floats) is scratch; each loop vectorizes.
 void dequantize_row(const int32_t* acc, float s, float o, const float* picked, int64_t count, const GroupWeights& w,
-                    int64_t width, bool accumulate, float* v, float* y) {
+                    int64_t width, const float* residual, float* v, float* y) {
   for (int64_t n = 0; n < width; ++n) v[n] = static_cast<float>(acc[n]) * s + o * w.sums[n];
   for (int64_t j = 0; j < count; ++j) {
     const float p = picked[j];
     const float* row = w.outlier_weight + j * width;
     for (int64_t n = 0; n < width; ++n) v[n] += p * row[n];
   }
-  if (accumulate) {
-    for (int64_t n = 0; n < width; ++n) y[n] += v[n] * w.scales[n];
+  if (w.bias != nullptr) {
+    for (int64_t n = 0; n < width; ++n) v[n] = v[n] * w.scales[n] + w.bias[n];
   } else {
-    for (int64_t n = 0; n < width; ++n) y[n] = v[n] * w.scales[n] + w.bias[n];
+    for (int64_t n = 0; n < width; ++n) v[n] *= w.scales[n];
   }
+  if (residual != nullptr) {
+    for (int64_t n = 0; n < width; ++n) y[n] = residual[n] + v[n];
+  } else {
+    std::memcpy(y, v, width * sizeof(float));
+  }
+}
+
+// ----------------------------------------------------------------------------------------------------------------
+// Activations applied to a row of output in place, while it is in cache.
+
+enum class Activation { kNone, kGelu, kGeluTanh, kRelu };
+
+Activation parse_activation(const std::string& name) {
+  if (name.empty()) return Activation::kNone;
+  if (name == "gelu") return Activation::kGelu;
+  if (name == "gelu_tanh") return Activation::kGeluTanh;
+  if (name == "relu") return Activation::kRelu;
+  TORCH_CHECK(false, "activation must be '', 'gelu', 'gelu_tanh' or 'relu', got '", name, "'");
+}
+
+#if defined(__AVX512F__)
+// e^v for v <= 0 (to 0 below -87): 2^n * p(r), v = n ln 2 + r with |r| <= ln 2 / 2, p of degree 7 (Taylor's
+// coefficients: the truncation error r^8 / 8! < 6e-9 relative), ln 2 split in two for an exact r.
+__m512 exp_nonpositive(__m512 v) {
+  v = _mm512_max_ps(v, _mm512_set1_ps(-87.0f));
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(v, _mm512_set1_ps(1.44269504088896341f)), 0);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), v);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.42860682030941723212e-6f), r);
+  __m512 p = _mm512_set1_ps(1.0f / 5040.0f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 720.0f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120.0f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24.0f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6.0f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+  return _mm512_scalef_ps(p, n);
+}
+
+// x * Phi(x) = x / 2 * (1 + erf(x / sqrt 2)) through erfc(z), z = |x| / sqrt 2: erfc(z) = t q(t) e^(-z^2) with
+// t = 1 / (1 + p z) and q of degree 4 (Abramowitz and Stegun 7.1.26, absolute error below 1.5e-7; torch's own
+// vectorized erf is of the same kind). For x < 0 the factor 1 + erf(x / sqrt 2) is erfc(z) itself (no
+// cancellation), for x >= 0 it is 2 - erfc(z).
+__m512 gelu16(__m512 x) {
+  const __m512 z = _mm512_mul_ps(_mm512_abs_ps(x), _mm512_set1_ps(0.70710678118654752f));
+  const __m512 t = _mm512_div_ps(_mm512_set1_ps(1.0f), _mm512_fmadd_ps(z, _mm512_set1_ps(0.3275911f),
+                                                                        _mm512_set1_ps(1.0f)));
+  __m512 q = _mm512_set1_ps(1.061405429f);
+  q = _mm512_fmadd_ps(q, t, _mm512_set1_ps(-1.453152027f));
+  q = _mm512_fmadd_ps(q, t, _mm512_set1_ps(1.421413741f));
+  q = _mm512_fmadd_ps(q, t, _mm512_set1_ps(-0.284496736f));
+  q = _mm512_fmadd_ps(q, t, _mm512_set1_ps(0.254829592f));
+  const __m512 erfc = _mm512_mul_ps(_mm512_mul_ps(q, t), exp_nonpositive(_mm512_fnmadd_ps(z, z, _mm512_setzero_ps())));
+  const __mmask16 negative = _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_LT_OQ);
+  const __m512 factor = _mm512_mask_blend_ps(negative, _mm512_sub_ps(_mm512_set1_ps(2.0f), erfc), erfc);
+  return _mm512_mul_ps(_mm512_mul_ps(x, _mm512_set1_ps(0.5f)), factor);
+}
+
+// x / 2 * (1 + tanh(u)), u = sqrt(2 / pi) (x + 0.044715 x^3); 1 + tanh(u) = 2 / (1 + e^(-2u)), written with
+// e = e^(-2|u|) <= 1 as 2 / (1 + e) for u >= 0 and 2 e / (1 + e) for u < 0.
+__m512 gelu_tanh16(__m512 x) {
+  const __m512 x3 = _mm512_mul_ps(_mm512_mul_ps(x, x), x);
+  const __m512 u = _mm512_mul_ps(_mm512_fmadd_ps(x3, _mm512_set1_ps(0.044715f), x),
+                                 _mm512_set1_ps(0.79788456080286536f));
+  const __m512 e = exp_nonpositive(_mm512_mul_ps(_mm512_abs_ps(u), _mm512_set1_ps(-2.0f)));
+  const __m512 two = _mm512_div_ps(_mm512_set1_ps(2.0f), _mm512_add_ps(_mm512_set1_ps(1.0f), e));
+  const __mmask16 negative = _mm512_cmp_ps_mask(u, _mm512_setzero_ps(), _CMP_LT_OQ);
+  const __m512 factor = _mm512_mask_mul_ps(two, negative, two, e);
+  return _mm512_mul_ps(_mm512_mul_ps(x, _mm512_set1_ps(0.5f)), factor);
+}
+#endif
+
+float gelu1(float x) { return 0.5f * x * (1.0f + std::erf(x * 0.70710678118654752f)); }
+float gelu_tanh1(float x) {
+  return 0.5f * x * (1.0f + std::tanh(0.79788456080286536f * (x + 0.044715f * x * x * x)));
+}
+
+void activate_row(float* y, int64_t width, Activation activation) {
+  if (activation == Activation::kNone) return;
+  if (activation == Activation::kRelu) {
+    for (int64_t n = 0; n < width; ++n) y[n] = std::max(y[n], 0.0f);
+    return;
+  }
+  int64_t n = 0;
+#if defined(__AVX512F__)
+  for (; n + 16 <= width; n += 16) {
+    const __m512 v = _mm512_loadu_ps(y + n);
+    _mm512_storeu_ps(y + n, activation == Activation::kGelu ? gelu16(v) : gelu_tanh16(v));
+  }
+#endif
+  for (; n < width; ++n) y[n] = activation == Activation::kGelu ? gelu1(y[n]) : gelu_tanh1(y[n]);
+}
+
+// LayerNorm of one row in place: (y - mean) / sqrt(var + eps) * weight + bias, the (biased) variance from a
+// second pass over the centred values; the sums in 16 lanes where there is AVX-512.
+void layer_norm_row(float* y, int64_t width, const float* weight, const float* bias, float eps) {
+  float sum = 0.0f, squares = 0.0f;
+  int64_t n = 0;
+#if defined(__AVX512F__)
+  __m512 sums = _mm512_setzero_ps();
+  for (; n + 16 <= width; n += 16) sums = _mm512_add_ps(sums, _mm512_loadu_ps(y + n));
+  sum = _mm512_reduce_add_ps(sums);
+#endif
+  for (; n < width; ++n) sum += y[n];
+  const float mean = sum / static_cast<float>(width);
+  n = 0;
+#if defined(__AVX512F__)
+  const __m512 means = _mm512_set1_ps(mean);
+  __m512 squared = _mm512_setzero_ps();
+  for (; n + 16 <= width; n += 16) {
+    const __m512 d = _mm512_sub_ps(_mm512_loadu_ps(y + n), means);
+    squared = _mm512_fmadd_ps(d, d, squared);
+  }
+  squares = _mm512_reduce_add_ps(squared);
+#endif
+  for (; n < width; ++n) squares += (y[n] - mean) * (y[n] - mean);
+  const float rstd = 1.0f / std::sqrt(squares / static_cast<float>(width) + eps);
+  for (n = 0; n < width; ++n) y[n] = (y[n] - mean) * rstd * weight[n] + bias[n];
 }
 
 void check_outliers(const torch::Tensor& outliers, int64_t groups, int64_t width) {
@@ -215,10 +335,13 @@ torch::Tensor pack_weight(const torch::Tensor& weight) {
 // A whole int8 projection in one parallel region. x (G, T, K) float32 with contiguous rows; keep: empty, or (G, K)
 // float32 multipliers of x (0 at the outlier channels); outliers (G, k) int64: the input channels computed in fp32
 // (k may be 0); weight (G, K, N) int8; packed: empty, or pack_weight(weight) where vnni(); weight_sum,
-// weight_scale (G, 1, N); bias (G * N); outlier_weight (G, k, N). out (G, T, N) float32 with contiguous rows (it
-// may be a strided view) gets, per row of x * keep quantized by quantize_row, y = (s * (x_q @ W_q) + o *
-// weight_sum + x[outliers] @ outlier_weight) * weight_scale + bias, or out += y - bias when accumulate. activation
-// (only without accumulate): "" none, else "gelu", "gelu_tanh" or "relu", applied in place to each block of out.
+// weight_scale (G, 1, N); bias: empty (none) or (G * N); outlier_weight (G, k, N). Per row of x * keep quantized
+// by quantize_row, y = (s * (x_q @ W_q) + o * weight_sum + x[outliers] @ outlier_weight) * weight_scale + bias, and
+// out (G, T, N) float32 with contiguous rows (it may be a strided view) gets act(y) when residual is empty, else
+// residual + y (residual (G, T, N) like out; it may be out itself). activation (only without a residual): "" none,
+// "gelu", "gelu_tanh" or "relu". norm_weight, norm_bias: empty, or (G * N) with a residual: then each whole row of
+// the (T, G * N) tensor out views (out's groups side by side) is replaced by its LayerNorm, once the row's groups
+// are done.
 // The rows are split into blocks (one per thread while each holds enough work, at most kBlockRows rows); each
 // block is quantized, multiplied and dequantized group by group, so that its 8-bit input and int32 product stay in
 // cache, and the int8 matmul runs single-threaded in the region: vnni_matmul on unsigned levels with the packed
@@ -226,7 +349,8 @@ torch::Tensor pack_weight(const torch::Tensor& weight) {
 void project(const torch::Tensor& x, const torch::Tensor& keep, const torch::Tensor& outliers,
              const torch::Tensor& weight, const torch::Tensor& packed, const torch::Tensor& weight_sum,
              const torch::Tensor& weight_scale, const torch::Tensor& bias, const torch::Tensor& outlier_weight,
-             torch::Tensor& out, bool accumulate, const std::string& activation) {
+             torch::Tensor& out, const torch::Tensor& residual, const torch::Tensor& norm_weight,
+             const torch::Tensor& norm_bias, double eps, const std::string& activation) {
   check_rows(x, "x", 3);
   check_rows(out, "out", 3);
   TORCH_CHECK(x.scalar_type() == torch::kFloat && out.scalar_type() == torch::kFloat, "x and out must be float32");
@@ -245,14 +369,26 @@ void project(const torch::Tensor& x, const torch::Tensor& keep, const torch::Ten
   }
   const float* keep_data = check_keep(keep, groups, width);
   check_outliers(outliers, groups, width);
-  check_weights({&weight_sum, &weight_scale, &bias, &outlier_weight});
+  check_weights({&weight_sum, &weight_scale, &bias, &outlier_weight, &norm_weight, &norm_bias});
   const int64_t count = outliers.size(1);
   TORCH_CHECK(weight_sum.numel() == groups * cout && weight_scale.numel() == groups * cout, "one per channel");
-  TORCH_CHECK(bias.numel() == groups * cout, "bias must hold groups * out values");
+  TORCH_CHECK(bias.numel() == 0 || bias.numel() == groups * cout, "bias must be empty or hold groups * out values");
   TORCH_CHECK(outlier_weight.numel() == groups * count * cout, "outlier_weight must be (groups, k, out)");
-  TORCH_CHECK(activation.empty() || activation == "gelu" || activation == "gelu_tanh" || activation == "relu",
-              "activation must be '', 'gelu', 'gelu_tanh' or 'relu', got '", activation, "'");
-  TORCH_CHECK(activation.empty() || !accumulate, "no activation when accumulating");
+  const Activation act = parse_activation(activation);
+  const bool has_residual = residual.numel() > 0, has_norm = norm_weight.numel() > 0;
+  TORCH_CHECK(act == Activation::kNone || !has_residual, "no activation with a residual");
+  if (has_residual) {
+    check_rows(residual, "residual", 3);
+    TORCH_CHECK(residual.scalar_type() == torch::kFloat && residual.sizes() == out.sizes(),
+                "residual must be float32 shaped like out");
+  }
+  if (has_norm) {
+    TORCH_CHECK(has_residual, "the LayerNorm needs a residual");
+    TORCH_CHECK(norm_weight.numel() == groups * cout && norm_bias.numel() == groups * cout,
+                "norm_weight and norm_bias must hold groups * out values");
+    TORCH_CHECK(out.stride(0) == cout && out.stride(1) == groups * cout,
+                "the LayerNorm needs out to be a group view of contiguous (rows, groups * out)");
+  }
 
   // Blocks: one per thread if each still holds kMinBlockOps multiply-adds, at most kBlockRows rows each.
   const int64_t ops_per_row = groups * width * cout;
@@ -269,7 +405,9 @@ void project(const torch::Tensor& x, const torch::Tensor& keep, const torch::Ten
   const float* x_data = x.data_ptr<float>();
   const int64_t* index = outliers.data_ptr<int64_t>();
   float* out_data = out.data_ptr<float>();
+  const float* residual_data = has_residual ? residual.data_ptr<float>() : nullptr;
   const int64_t x_group = x.stride(0), x_row = x.stride(1), out_group = out.stride(0), out_row = out.stride(1);
+  const int64_t res_group = has_residual ? residual.stride(0) : 0, res_row = has_residual ? residual.stride(1) : 0;
   at::parallel_for(0, blocks, 1, [&](int64_t begin, int64_t end) {
     auto q = torch::zeros({block, q_width}, x.options().dtype(torch::kChar));
     auto acc = torch::empty({block, acc_width}, x.options().dtype(torch::kInt));
@@ -293,19 +431,20 @@ void project(const torch::Tensor& x, const torch::Tensor& keep, const torch::Ten
           at::_int_mm_out(acc_rows, q.narrow(0, 0, n), weight[g]);
         }
         const GroupWeights w{weight_sum.data_ptr<float>() + g * cout, weight_scale.data_ptr<float>() + g * cout,
-                             bias.data_ptr<float>() + g * cout, outlier_weight.data_ptr<float>() + g * count * cout};
-        float* y = out_data + g * out_group + first * out_row;
+                             bias.numel() > 0 ? bias.data_ptr<float>() + g * cout : nullptr,
+                             outlier_weight.data_ptr<float>() + g * count * cout};
         for (int64_t r = 0; r < n; ++r) {
+          float* y = out_data + g * out_group + (first + r) * out_row;
+          const float* base = has_residual ? residual_data + g * res_group + (first + r) * res_row : nullptr;
           dequantize_row(acc.data_ptr<int32_t>() + r * acc_width, scales[r], offsets[r], picked.data() + r * count,
-                         count, w, cout, accumulate, scratch.data(), y + r * out_row);
+                         count, w, cout, base, scratch.data(), y);
+          activate_row(y, cout, act);
         }
-        if (!activation.empty()) {
-          auto y_rows = torch::from_blob(y, {n, cout}, {out_row, 1}, x.options());
-          if (activation == "relu") {
-            y_rows.relu_();
-          } else {
-            at::gelu_(y_rows, activation == "gelu" ? "none" : "tanh");
-          }
+      }
+      if (has_norm) {  // the block's rows are whole now
+        for (int64_t r = 0; r < n; ++r) {
+          layer_norm_row(out_data + (first + r) * out_row, groups * cout, norm_weight.data_ptr<float>(),
+                         norm_bias.data_ptr<float>(), static_cast<float>(eps));
         }
       }
     }

@@ -447,11 +447,30 @@ class ConvResidualNorm(nn.Module):
 
     def forward(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
         """``x`` ``(tokens, cin)``, ``residual`` ``(tokens, cout)`` -> ``LayerNorm(residual + dropout(conv(x)))``."""
-        return self.layernorm(self.residual_sum(self.conv1d.to_groups(x), residual))
+        return self.residual_norm(self.conv1d.to_groups(x), residual)
 
     def accumulates_in_place(self) -> bool:
         """Whether the convolution may add straight into ``residual + bias``: no autograd graph and no dropout."""
         return _fast_inference() and not (self.training and self.dropout.p > 0)
+
+    def residual_norm(
+        self, x_groups: torch.Tensor, residual: torch.Tensor, out: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``LayerNorm(residual + dropout(conv(x)))`` for ``x`` in group layout, into ``out`` when given.
+
+        A projection that fuses the residual and the LayerNorm into its own pass (the int8 one, ``residual_norm``)
+        computes it all at inference; otherwise :meth:`residual_sum`, then the LayerNorm.
+        """
+        if not self.fuses_norm():
+            y = self.layernorm(self.residual_sum(x_groups, residual))
+            return y if out is None else out.copy_(y)
+        out = torch.empty_like(residual) if out is None else out
+        self.conv1d.residual_norm(x_groups, residual, self.layernorm, out)
+        return out
+
+    def fuses_norm(self) -> bool:
+        """Whether the projection adds the residual and applies the LayerNorm in its own pass (int8, at inference)."""
+        return hasattr(self.conv1d, "residual_norm") and self.accumulates_in_place()
 
     def residual_sum(self, x_groups: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
         """``residual + dropout(conv(x))`` for ``x`` in group layout ``(G, tokens, cin/G)``.
@@ -530,6 +549,20 @@ class SqueezeBertLayer(nn.Module):
             conv.accumulate(self._ffn_input(x[start:stop]), conv.out_groups(out[start:stop]))
         return out
 
+    def feed_forward_norm(self, x: torch.Tensor) -> torch.Tensor:
+        """``LayerNorm(x + dropout(output(act(intermediate(x)))))``: the feed-forward block with its LayerNorm.
+
+        Where the output projection fuses the residual and the LayerNorm (int8 at inference), chunk by chunk of
+        ``FFN_CHUNK_ROWS`` tokens into one output tensor.
+        """
+        if not self.output.fuses_norm():
+            return self.output.layernorm(self.feed_forward(x))
+        out = torch.empty_like(x)
+        for start in range(0, x.shape[0], FFN_CHUNK_ROWS):
+            rows = slice(start, start + FFN_CHUNK_ROWS)
+            self.output.residual_norm(self._ffn_input(x[rows]), x[rows], out[rows])
+        return out
+
     def _forward(
         self,
         x: torch.Tensor,
@@ -541,7 +574,7 @@ class SqueezeBertLayer(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         context, probs = self.attention(x, batch, seq, mask, head_mask, output_attentions)
         x = self.post_attention(context, x)
-        return self.output.layernorm(self.feed_forward(x)), probs
+        return self.feed_forward_norm(x), probs
 
     def forward(
         self,
