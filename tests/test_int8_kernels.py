@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import shutil
 import sys
 import warnings
@@ -237,3 +238,21 @@ def test_first_build_says_so_on_stderr(monkeypatch, capsys):
     module, status = kernels_module._build()
     assert module is kernels_module and status.startswith("compiled")
     assert "compiling the int8 CPU kernels" in capsys.readouterr().err
+
+
+def test_cached_kernel_arguments_follow_the_buffers(kernels, monkeypatch):
+    """The kernels' arguments are built once per projection; a copy, ``.to()`` or a replaced buffer builds them
+    again, so a call never reads stale tensors."""
+    q = random_projection(2, 32, 24, 2, seed=5)
+    x = strided_groups(9, 2, 32, seed=6)
+    with torch.no_grad():
+        expected = q.grouped(x)
+        copied = copy.deepcopy(q)
+        q.bias.zero_()  # in place: the cached arguments see it, the copy keeps its own
+        assert torch.equal(copied.grouped(x), expected)
+        assert torch.allclose(q.grouped(x), expected - copied.bias.view(2, 1, -1), atol=1e-5)
+        q.bias = copied.bias.clone()  # replaced: built again
+        assert torch.equal(q.grouped(x), expected)
+        doubled = q.to(torch.float64)  # weight_scale float64: the PyTorch path, in float64
+        assert doubled._kernels(x.double()) is None
+        assert doubled.grouped(x.double()).dtype == torch.float64

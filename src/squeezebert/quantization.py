@@ -195,6 +195,27 @@ class Int8Projection(nn.Module):
         self.register_buffer("inlier_mask", smoothing.reciprocal().unsqueeze(1).scatter_(2, self.outliers, 0.0))
         bias = torch.zeros(groups * cout) if bias is None else bias.detach().float()
         self.register_buffer("bias", bias.reshape(groups * cout).clone())
+        self._kernel_arguments: tuple[torch.Tensor, ...] | None = None  # built on first use, see _arguments
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if name in self.__dict__.get("_buffers", ()):
+            self.__dict__["_kernel_arguments"] = None  # a buffer replaced: build the kernels' arguments again
+        super().__setattr__(name, value)
+
+    def _apply(self, fn: Callable, recurse: bool = True) -> Int8Projection:
+        self._kernel_arguments = None  # .to(), .float(), ...: the buffers may be new tensors
+        return super()._apply(fn, recurse)
+
+    def _arguments(self) -> tuple[torch.Tensor, ...]:
+        """``kernels.project``'s weight arguments after ``out``: ``keep``, ``outliers``, ``weight``, ``packed``,
+        ``weight_sum``, ``weight_scale``, ``bias``, ``outlier_weight`` (the buffers' views, built once: a call
+        of a small projection should not spend its time in ``nn.Module.__getattr__``)."""
+        if self._kernel_arguments is None:
+            groups, count = self.groups, self.outliers.shape[-1]
+            keep = self.inlier_mask.view(groups, -1) if count > 0 or self.smoothed else _NO_TENSOR
+            self._kernel_arguments = (keep, self.outliers.view(groups, count), self.weight_int8, self.weight_packed)
+            self._kernel_arguments += (self.weight_sum, self.weight_scale, self.bias, self.outlier_weight)
+        return self._kernel_arguments
 
     @classmethod
     def from_conv(
@@ -221,7 +242,7 @@ class Int8Projection(nn.Module):
     def _kernels(self, *tensors: torch.Tensor) -> ModuleType | None:
         """The compiled kernels (:mod:`squeezebert.kernels`) if built and applicable (fp32 CPU, contiguous rows)."""
         kernels = int8_kernels(build=False)
-        usable = kernels is not None and self.weight_scale.dtype == torch.float32
+        usable = kernels is not None and _plain_rows(self._arguments()[5])  # weight_scale: fp32 on the CPU
         return kernels if usable and all(_plain_rows(t) for t in tensors) else None
 
     def _product(self, x_groups: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
@@ -269,17 +290,17 @@ class Int8Projection(nn.Module):
         kernels = self._kernels(*tensors)
         if kernels is None:
             return self._project_in_pytorch(x_groups, out, activation, residual, layernorm)
-        groups = self.groups
-        result = x_groups.new_empty(groups, x_groups.shape[1], self.out_channels // groups) if out is None else out
-        keep = self.inlier_mask.view(groups, -1) if self.outliers.shape[-1] > 0 or self.smoothed else _NO_TENSOR
-        index = self.outliers.view(groups, self.outliers.shape[-1])
-        bias = _NO_TENSOR if out is not None and residual is None else self.bias
-        weights = (self.weight_int8, self.weight_packed, self.weight_sum, self.weight_scale, bias, self.outlier_weight)
-        base = out if out is not None and residual is None else residual  # what the result is added to
-        base = _NO_TENSOR if base is None else base
+        arguments = self._arguments()
+        if out is None:  # act(bias + x @ W) into a new tensor
+            out, base = x_groups.new_empty(self.groups, x_groups.shape[1], self.out_channels // self.groups), None
+        elif residual is None:  # out += x @ W: no bias
+            arguments, base = (*arguments[:6], _NO_TENSOR, arguments[7]), out
+        else:  # out = residual + bias + x @ W
+            base = residual
         norm = (_NO_TENSOR, _NO_TENSOR, 0.0) if layernorm is None else (layernorm.weight, layernorm.bias, layernorm.eps)
-        kernels.project(x_groups, keep, index, *weights, result, base, *norm, FUSED_ACTIVATIONS.get(activation, ""))
-        return result
+        base = _NO_TENSOR if base is None else base
+        kernels.project(x_groups, *arguments, out, base, *norm, FUSED_ACTIVATIONS.get(activation, ""))
+        return out
 
     def _project_in_pytorch(
         self,
