@@ -31,12 +31,15 @@ def kernels():
     return module
 
 
-def random_projection(groups: int, width: int, cout: int, count: int, seed: int) -> Int8Projection:
+def random_projection(
+    groups: int, width: int, cout: int, count: int, seed: int, span: int | None = None
+) -> Int8Projection:
     """An int8 projection of random weights with ``count`` outlier channels per group."""
     generator = torch.Generator().manual_seed(seed)
     weight = torch.randn(groups, width, cout, generator=generator)
     outliers = torch.stack([torch.randperm(width, generator=generator)[:count] for _ in range(groups)])
-    return Int8Projection(weight, torch.randn(groups * cout, generator=generator), outliers if count else None)
+    bias = torch.randn(groups * cout, generator=generator)
+    return Int8Projection(weight, bias, outliers if count else None, span=span)
 
 
 def strided_groups(tokens: int, groups: int, width: int, seed: int) -> torch.Tensor:
@@ -51,7 +54,8 @@ def strided_groups(tokens: int, groups: int, width: int, seed: int) -> torch.Ten
 @pytest.mark.parametrize("count", [0, 3])
 @pytest.mark.parametrize("accumulate", [False, True])
 @pytest.mark.parametrize("matmul", ["vnni", "int_mm"])
-def test_project_matches_the_pytorch_path(kernels, groups, width, tokens, count, accumulate, matmul):
+@pytest.mark.parametrize("span", [None, 16])  # one span; spans of 16 input channels (the last shorter for 37)
+def test_project_matches_the_pytorch_path(kernels, groups, width, tokens, count, accumulate, matmul, span):
     """kernels.project (one parallel region) against Int8Projection's PyTorch operations, the same formulas, with
     each of its int8 matmuls: its own VNNI one on unsigned levels and packed weights (where the CPU has it), and
     torch._int_mm on signed levels (the weights not packed).
@@ -61,7 +65,7 @@ def test_project_matches_the_pytorch_path(kernels, groups, width, tokens, count,
     rounds the other way (FMA vs multiply and add), which moves one level of one input: at most
     ``s_x * max|W_q| * s_w = s_x * 127 * s_w`` on that row, and rare.
     """
-    q = random_projection(groups, width, 40, count, seed=width + count)
+    q = random_projection(groups, width, 40, count, seed=width + count, span=span)
     if matmul == "vnni" and not kernels.vnni():
         pytest.skip("this CPU has no AVX-512 VNNI")
     if matmul == "vnni":
@@ -74,15 +78,18 @@ def test_project_matches_the_pytorch_path(kernels, groups, width, tokens, count,
     with torch.no_grad():
         got = q._project(x, out)
         expected = q._dequantize(x, q.out_groups(base.clone()) if accumulate else None)
-        acc, x_scale, offset, x_outliers = q._product(x)
-    magnitude = (acc.double() * x_scale).abs() + (offset * q.weight_sum).abs().double()
+        acc, x_scale, offset, x_outliers = q._product(x)  # per span: (G, spans, tokens, ...)
+    steps = q.weight_scale.unsqueeze(2).double()
+    sums = q.weight_offset.unsqueeze(2).double() / steps  # the sums of the levels over each span
+    # the terms in the signed form (levels - 128, here and torch._int_mm) and in the unsigned one (VNNI)
+    signed = (acc.double() * x_scale).abs() + (offset * sums).abs()
+    unsigned = ((acc.double() + 128 * sums) * x_scale).abs() + ((offset - 128 * x_scale) * sums).abs()
+    magnitude = (torch.maximum(signed, unsigned) * steps).sum(1)  # (G, tokens, 40)
     if x_outliers is not None:
         magnitude += x_outliers.abs().double() @ q.outlier_weight.abs().double()
-    magnitude = magnitude * q.weight_scale + (
-        q.out_groups(base).abs() if accumulate else q.bias.view(groups, 1, -1).abs()
-    )
-    float_bound = (8 + count) * 2.0**-24 * magnitude
-    level = x_scale.double() * 127 * q.weight_scale.double()
+    magnitude += q.out_groups(base).abs() if accumulate else q.bias.view(groups, 1, -1).abs()
+    float_bound = (8 + count + acc.shape[1]) * 2.0**-24 * magnitude
+    level = (x_scale.double() * 127 * steps).amax(1)
     diff = (got.double() - expected.double()).abs()
     assert (diff <= float_bound + level).all()
     assert (diff > float_bound).double().mean() < 0.01
@@ -122,28 +129,32 @@ def test_pack_weight_layout(kernels):
 
 def test_project_rejects_bad_tensors(kernels):
     q = random_projection(1, 16, 8, 0, seed=0)
-    weights = (q.weight_int8, q.weight_packed, q.weight_sum, q.weight_scale, q.bias, q.outlier_weight)
+    weights = (q.weight_int8, q.weight_packed, q.weight_offset, q.weight_scale, q.bias, q.outlier_weight)
     x, out, none = torch.zeros(1, 2, 16), torch.zeros(1, 2, 8), torch.zeros(1, 0, dtype=torch.long)
     norm = (torch.ones(8), torch.zeros(8), 1e-12)
     no_norm = (NONE, NONE, 0.0)
     with pytest.raises(RuntimeError, match="x and out must be float32"):
-        kernels.project(x.double(), NONE, none, *weights, out, NONE, *no_norm, "")
+        kernels.project(x.double(), NONE, none, *weights, out, NONE, *no_norm, "", 16)
     with pytest.raises(RuntimeError, match="outlier channel out of range"):
-        kernels.project(x, NONE, torch.tensor([[16]]), *weights, out, NONE, *no_norm, "")
+        kernels.project(x, NONE, torch.tensor([[16]]), *weights, out, NONE, *no_norm, "", 16)
     with pytest.raises(RuntimeError, match="activation must be"):
-        kernels.project(x, NONE, none, *weights, out, NONE, *no_norm, "tanh")
+        kernels.project(x, NONE, none, *weights, out, NONE, *no_norm, "tanh", 16)
     with pytest.raises(RuntimeError, match="no activation with a residual"):
-        kernels.project(x, NONE, none, *weights, out, out, *no_norm, "gelu")
+        kernels.project(x, NONE, none, *weights, out, out, *no_norm, "gelu", 16)
     with pytest.raises(RuntimeError, match="the LayerNorm needs a residual"):
-        kernels.project(x, NONE, none, *weights, out, NONE, *norm, "")
+        kernels.project(x, NONE, none, *weights, out, NONE, *norm, "", 16)
     with pytest.raises(RuntimeError, match="residual must be float32 shaped like out"):
-        kernels.project(x, NONE, none, *weights, out, torch.zeros(1, 3, 8), *no_norm, "")
+        kernels.project(x, NONE, none, *weights, out, torch.zeros(1, 3, 8), *no_norm, "", 16)
     with pytest.raises(RuntimeError, match="out must be"):
-        kernels.project(x, NONE, none, *weights, torch.zeros(1, 3, 8), NONE, *no_norm, "")
+        kernels.project(x, NONE, none, *weights, torch.zeros(1, 3, 8), NONE, *no_norm, "", 16)
+    with pytest.raises(RuntimeError, match="span must be >= 1"):
+        kernels.project(x, NONE, none, *weights, out, NONE, *no_norm, "", 0)
+    with pytest.raises(RuntimeError, match=r"weight_offset and weight_scale must be \(groups, spans, out\)"):
+        kernels.project(x, NONE, none, *weights, out, NONE, *no_norm, "", 8)  # 2 spans, the weights have 1
     if kernels.vnni():
         wrong = (weights[0], torch.zeros(1, 1, 3, 64, 4, dtype=torch.int8), *weights[2:])
         with pytest.raises(RuntimeError, match="packed must be pack_weight"):
-            kernels.project(x, NONE, none, *wrong, out, NONE, *no_norm, "")
+            kernels.project(x, NONE, none, *wrong, out, NONE, *no_norm, "", 16)
 
 
 @pytest.mark.parametrize(("groups", "tokens"), [(1, 7), (4, 130)])

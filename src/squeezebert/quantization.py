@@ -56,6 +56,7 @@ from collections.abc import Callable, Collection, Sequence
 from types import ModuleType
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .calibration_texts import CALIBRATION_TEXTS
@@ -83,45 +84,59 @@ def quantize_rows(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Te
 
 
 def gptq_round(
-    weight: torch.Tensor, scale: torch.Tensor, gram: torch.Tensor, exact: torch.Tensor | None = None, block: int = 128
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """GPTQ rounding: int8 levels for ``weight`` ``(G, cin, cout)`` with the per-output-channel ``scale``
-    ``(G, 1, cout)`` that keep ``x @ W`` close on inputs whose ``X^T X`` is ``gram`` ``(G, cin, cin)``.
+    weight: torch.Tensor,
+    gram: torch.Tensor,
+    exact: torch.Tensor | None = None,
+    span: int | None = None,
+    damping: float = 0.1,
+    block: int = 128,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """GPTQ rounding: int8 levels and scales for ``weight`` ``(G, cin, cout)`` that keep ``x @ W`` close on inputs
+    whose ``X^T X`` is ``gram`` ``(G, cin, cin)``; one scale per output channel and per ``span`` input rows (None:
+    all rows).
 
     Input rows are rounded one after the other; each row's rounding error is spread over the rows not yet rounded,
     weighted by the inverse Hessian (Frantar et al., 2022: the optimal brain surgeon update, through the Cholesky
-    factor of ``H^-1``, in blocks of ``block`` rows). The ``exact`` rows ``(G, k)`` (the fp32 outlier channels) come
-    last and are not rounded: they take up the others' errors in floating point. Rows no calibration input reaches
-    (zero diagonal) round to 0. Returns the levels in ``[-127, 127]`` as floats (0 in the ``exact`` rows) and the
+    factor of ``H^-1``, in blocks of ``block`` rows; ``damping`` times the mean diagonal is added to it). A span's
+    scales, ``max |W| / 127`` per output channel, are taken from its rows as updated when the first of them is
+    rounded. The ``exact`` rows ``(G, k)`` (the fp32 outlier channels) come last and are not rounded: they take up
+    the others' errors in floating point. Rows no calibration input reaches (zero diagonal) round to 0. Returns the
+    levels in ``[-127, 127]`` as floats (0 in the ``exact`` rows), the scales ``(G, spans, cout)`` and the
     ``exact`` rows' new weights ``(G, k, cout)``.
     """
     groups, cin, cout = weight.shape
+    span = cin if span is None else min(span, cin)
     exact = torch.zeros(groups, 0, dtype=torch.long) if exact is None else exact
     levels = torch.zeros(groups, cin, cout)
+    scale = torch.full((groups, -(-cin // span), cout), 1e-12 / 127.0)  # spans without inlier rows keep this
     kept = torch.empty(groups, exact.shape[1], cout)
     for g in range(groups):
         is_exact = torch.zeros(cin, dtype=torch.bool).index_fill_(0, exact[g], True)
         order = torch.cat([(~is_exact).nonzero()[:, 0], exact[g]])  # the exact rows last
         rounded = cin - exact.shape[1]
+        span_of = order[:rounded] // span  # ascending: each span's rows are rounded together
         w = weight[g, order].double()  # (cin, cout), updated as rows are rounded
-        step = scale[g, 0].double()  # (cout,)
         hessian = gram[g][order][:, order].double()
         dead = hessian.diagonal() == 0
         hessian.diagonal()[dead] = 1.0
         w[dead] = 0.0
-        hessian.diagonal().add_(0.01 * hessian.diagonal().mean())  # dampening, as in the paper
+        hessian.diagonal().add_(damping * hessian.diagonal().mean())
         u = torch.linalg.cholesky(torch.cholesky_inverse(torch.linalg.cholesky(hessian)), upper=True)  # H^-1 = u^T u
+        step = None
         for start in range(0, rounded, block):
             stop = min(start + block, rounded)
             errors = torch.empty(stop - start, cout, dtype=torch.float64)
             for i in range(start, stop):
+                if i == 0 or span_of[i] != span_of[i - 1]:  # a new span: its scales from its rows as they are now
+                    step = w[:rounded][span_of == span_of[i]].abs().amax(0).clamp_min(1e-12) / 127.0
+                    scale[g, span_of[i]] = step.float()
                 q = torch.round(w[i] / step).clamp_(-127, 127)
                 levels[g, order[i]] = q.float()
                 errors[i - start] = (w[i] - q * step) / u[i, i]
                 w[i + 1 : stop] -= u[i, i + 1 : stop, None] * errors[i - start]
             w[stop:] -= u[start:stop, stop:].t() @ errors
         kept[g] = w[rounded:].float()
-    return levels, kept
+    return levels, scale, kept
 
 
 _NO_TENSOR = torch.empty(0)  # "none" for the kernels' optional tensor arguments
@@ -157,17 +172,24 @@ class Int8Projection(nn.Module):
         outliers: torch.Tensor | None = None,
         smoothing: torch.Tensor | None = None,
         gram: torch.Tensor | None = None,
+        span: int | None = None,
     ) -> None:
         """``group_weight`` ``(G, cin, cout)`` in floating point, ``bias`` ``(G * cout,)`` or None.
 
         ``outliers`` ``(G, k)``: per group, the input channels computed in fp32 instead (none when None).
         ``smoothing`` ``(G, cin)``: per input channel a factor ``s`` moved from the activations into the weights
         (``x / s`` is quantized, ``s W`` stored; 1 at outlier channels). ``gram`` ``(G, cin, cin)``: calibration
-        inputs' ``X^T X``; given, the weights are rounded by :func:`gptq_round` instead of to nearest.
+        inputs' ``X^T X``; given, the weights are rounded by :func:`gptq_round` instead of to nearest. ``span``:
+        input channels per quantization span (a multiple of 4), each with its own activation and weight scales
+        (None: one span, the whole group).
         """
         super().__init__()
         groups, cin, cout = group_weight.shape
         self.groups, self.in_channels, self.out_channels = groups, groups * cin, groups * cout
+        if span is not None and (isinstance(span, bool) or not isinstance(span, int) or span < 4 or span % 4):
+            raise ValueError(f"span must be a multiple of 4 (at least 4) or None, got {span!r}")
+        self.span = cin if span is None or span >= cin else span
+        spans = -(-cin // self.span)
         weight = group_weight.detach().float()
         outliers = torch.zeros(groups, 0, dtype=torch.long) if outliers is None else outliers.long()
         smoothing = torch.ones(groups, cin) if smoothing is None else smoothing.detach().float()
@@ -175,22 +197,25 @@ class Int8Projection(nn.Module):
         rows = outliers.unsqueeze(-1).expand(-1, -1, cout)
         outlier_weight = weight.gather(1, rows)  # (G, k, cout)
         weight = weight.scatter(1, rows, 0.0) * smoothing.unsqueeze(-1)  # (G, cin, cout)
-        scale = weight.abs().amax(dim=1, keepdim=True).clamp_min(1e-12) / 127.0  # (G, 1, cout)
         if gram is None:
-            weight_int8 = torch.round(weight / scale)
+            padded = F.pad(weight, (0, 0, 0, spans * self.span - cin)).view(groups, spans, self.span, cout)
+            scale = padded.abs().amax(dim=2).clamp_min(1e-12) / 127.0  # (G, spans, cout)
+            weight_int8 = torch.round(weight / scale.repeat_interleave(self.span, dim=1)[:, :cin])
         else:  # on the smoothed inputs x / s; the outlier rows take up rounding errors in fp32
             gram = gram / (smoothing.unsqueeze(-1) * smoothing.unsqueeze(-2))
-            weight_int8, outlier_weight = gptq_round(weight.scatter(1, rows, outlier_weight), scale, gram, outliers)
+            weight = weight.scatter(1, rows, outlier_weight)
+            weight_int8, scale, outlier_weight = gptq_round(weight, gram, outliers, self.span)
         self.register_buffer("weight_int8", weight_int8.to(torch.int8).contiguous())
         # the same levels in the layout of the kernels' VNNI matmul, where it was compiled (derived: not saved)
         kernels = int8_kernels(build=False)
         packed = kernels.pack_weight(self.weight_int8) if kernels is not None and kernels.vnni() else None
         self.register_buffer("weight_packed", torch.empty(0, dtype=torch.int8) if packed is None else packed, False)
-        self.register_buffer("weight_scale", scale)
-        # sum_k W_q[k, n]: the contribution of the activations' offset, added after the integer matmul
-        self.register_buffer("weight_sum", self.weight_int8.sum(dim=1, keepdim=True, dtype=torch.float32))
+        self.register_buffer("weight_scale", scale.contiguous())  # (G, spans, cout)
+        # s_w * sum_k W_q[k, n] over each span's rows: what multiplies the span's activation offset
+        levels = F.pad(self.weight_int8.float(), (0, 0, 0, spans * self.span - cin))  # (G, spans * span, cout)
+        self.register_buffer("weight_offset", levels.view(groups, spans, -1, cout).sum(dim=2) * scale)
         self.register_buffer("outliers", outliers.unsqueeze(1).contiguous())  # (G, 1, k)
-        self.register_buffer("outlier_weight", (outlier_weight / scale).contiguous())  # in units of s_w
+        self.register_buffer("outlier_weight", outlier_weight.contiguous())  # (G, k, cout)
         # what multiplies x before its quantization: 1 / s, and 0 at the outlier channels
         self.register_buffer("inlier_mask", smoothing.reciprocal().unsqueeze(1).scatter_(2, self.outliers, 0.0))
         bias = torch.zeros(groups * cout) if bias is None else bias.detach().float()
@@ -207,26 +232,28 @@ class Int8Projection(nn.Module):
         return super()._apply(fn, recurse)
 
     def _arguments(self) -> tuple[torch.Tensor, ...]:
-        """``kernels.project``'s weight arguments after ``out``: ``keep``, ``outliers``, ``weight``, ``packed``,
-        ``weight_sum``, ``weight_scale``, ``bias``, ``outlier_weight`` (the buffers' views, built once: a call
+        """``kernels.project``'s weight arguments before ``out``: ``keep``, ``outliers``, ``weight``, ``packed``,
+        ``weight_offset``, ``weight_scale``, ``bias``, ``outlier_weight`` (the buffers' views, built once: a call
         of a small projection should not spend its time in ``nn.Module.__getattr__``)."""
         if self._kernel_arguments is None:
             groups, count = self.groups, self.outliers.shape[-1]
             keep = self.inlier_mask.view(groups, -1) if count > 0 or self.smoothed else _NO_TENSOR
             self._kernel_arguments = (keep, self.outliers.view(groups, count), self.weight_int8, self.weight_packed)
-            self._kernel_arguments += (self.weight_sum, self.weight_scale, self.bias, self.outlier_weight)
+            self._kernel_arguments += (self.weight_offset, self.weight_scale, self.bias, self.outlier_weight)
         return self._kernel_arguments
 
     @classmethod
     def from_conv(
-        cls, conv: GroupedConv1x1, outliers: torch.Tensor | None = None, **options: torch.Tensor | None
+        cls, conv: GroupedConv1x1, outliers: torch.Tensor | None = None, **options: torch.Tensor | int | None
     ) -> Int8Projection:
-        """``options``: :class:`Int8Projection`'s ``smoothing`` and ``gram``."""
+        """``options``: :class:`Int8Projection`'s ``smoothing``, ``gram`` and ``span``."""
         return cls(conv.group_weight(), conv.bias, outliers, **options)
 
     @classmethod
-    def from_linear(cls, linear: nn.Linear, outliers: torch.Tensor | None = None) -> Int8Projection:
-        return cls(linear.weight.t().unsqueeze(0), linear.bias, outliers)
+    def from_linear(
+        cls, linear: nn.Linear, outliers: torch.Tensor | None = None, span: int | None = None
+    ) -> Int8Projection:
+        return cls(linear.weight.t().unsqueeze(0), linear.bias, outliers, span=span)
 
     def extra_repr(self) -> str:
         return f"{self.in_channels}, {self.out_channels}, groups={self.groups}, int8"
@@ -246,32 +273,38 @@ class Int8Projection(nn.Module):
         return kernels if usable and all(_plain_rows(t) for t in tensors) else None
 
     def _product(self, x_groups: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """``x_q @ W_q`` in int32 with the rows' ``s_x`` and ``o``, and the outlier channels' inputs (None if none).
+        """Per span of input channels, ``x_q @ W_q`` in int32 with the spans' ``s_x`` and ``o``, and the outlier
+        channels' inputs (None if none): ``(G, spans, tokens, cout)``, ``(G, spans, tokens, 1)`` twice.
 
-        With ``x ~ s_x x_q + o``: ``x @ W_q = s_x (x_q @ W_q) + o * sum_k W_q[k]``, the matmul in int8 -> int32.
-        The outlier channels are zeroed before the quantization (their rows of ``W_q`` are zero) and added in fp32.
+        With ``x ~ s_x x_q + o`` on a span: ``x @ W_q = s_x (x_q @ W_q) + o * sum_k W_q[k]``, the matmul in int8 ->
+        int32. The outlier channels are zeroed before the quantization (their rows of ``W_q`` are zero) and added
+        in fp32.
         """
-        groups, tokens = x_groups.shape[:2]
+        groups, tokens, cin = x_groups.shape
+        spans = self.weight_scale.shape[1]
         has_outliers = self.outliers.shape[-1] > 0
         masked = has_outliers or self.smoothed
         x_outliers = x_groups.gather(-1, self.outliers.expand(groups, tokens, -1)) if has_outliers else None
-        x_q, x_scale, offset = quantize_rows(x_groups * self.inlier_mask if masked else x_groups)
-        acc = torch.empty(groups, tokens, self.out_channels // groups, dtype=torch.int32, device=x_groups.device)
+        x = x_groups * self.inlier_mask if masked else x_groups
+        x = F.pad(x, (0, spans * self.span - cin), mode="replicate")  # the last span's range unchanged
+        x_q, x_scale, offset = quantize_rows(x.view(groups, tokens, spans, self.span).transpose(1, 2))
+        weight = F.pad(self.weight_int8, (0, 0, 0, spans * self.span - cin)).view(groups, spans, self.span, -1)
+        acc = torch.empty(groups, spans, tokens, weight.shape[-1], dtype=torch.int32, device=x_groups.device)
         for g in range(groups):
-            torch._int_mm(x_q[g], self.weight_int8[g], out=acc[g])
+            for s in range(spans):
+                torch._int_mm(x_q[g, s], weight[g, s], out=acc[g, s])
         return acc, x_scale, offset, x_outliers
 
     def _dequantize(self, x_groups: torch.Tensor, out: torch.Tensor | None) -> torch.Tensor:
         """``bias + x @ W`` (``out`` None: a new tensor) or ``out += x @ W``, in group layout, in PyTorch."""
         acc, x_scale, offset, x_outliers = self._product(x_groups)
-        y = acc.to(x_scale.dtype).mul_(x_scale)
-        y.addcmul_(offset, self.weight_sum.to(y.dtype))
+        y = acc.to(x_scale.dtype).mul_(x_scale).mul_(self.weight_scale.unsqueeze(2).to(x_scale.dtype))
+        y = y.addcmul_(offset, self.weight_offset.unsqueeze(2).to(y.dtype)).sum(dim=1)  # (G, tokens, cout)
         if x_outliers is not None:
             y.baddbmm_(x_outliers, self.outlier_weight.to(y.dtype))
         if out is not None:
-            return out.addcmul_(y, self.weight_scale.to(y.dtype))
-        bias = self.bias.view(self.groups, 1, -1).to(y.dtype)
-        return torch.addcmul(bias, y, self.weight_scale.to(y.dtype), out=y)
+            return out.add_(y)
+        return y.add_(self.bias.view(self.groups, 1, -1).to(y.dtype))
 
     def _project(
         self,
@@ -299,7 +332,7 @@ class Int8Projection(nn.Module):
             base = residual
         norm = (_NO_TENSOR, _NO_TENSOR, 0.0) if layernorm is None else (layernorm.weight, layernorm.bias, layernorm.eps)
         base = _NO_TENSOR if base is None else base
-        kernels.project(x_groups, *arguments, out, base, *norm, FUSED_ACTIVATIONS.get(activation, ""))
+        kernels.project(x_groups, *arguments, out, base, *norm, FUSED_ACTIVATIONS.get(activation, ""), self.span)
         return out
 
     def _project_in_pytorch(
@@ -526,12 +559,13 @@ ROUNDING = ("nearest", "gptq")
 def quantize_dynamic(
     model: nn.Module,
     inplace: bool = False,
-    outliers: int = 8,
+    outliers: int = 12,
     keep_float: Collection[str] = (),
     calibration_texts: Sequence[str] | None = None,
     tokenizer: Callable | None = None,
     smoothing: float = 0.0,
     rounding: str = "gptq",
+    span: int | None = 32,
 ) -> nn.Module:
     """An int8 copy of a SqueezeBERT model (or ``model`` itself with ``inplace=True``) for CPU inference.
 
@@ -563,6 +597,8 @@ def quantize_dynamic(
         raise ValueError(f"smoothing must be a number in [0, 1], got {smoothing!r}")
     if rounding not in ROUNDING:
         raise ValueError(f"rounding must be one of {', '.join(ROUNDING)}, got {rounding!r}")
+    if span is not None and (isinstance(span, bool) or not isinstance(span, int) or span < 4 or span % 4):
+        raise ValueError(f"span must be a multiple of 4 (at least 4) or None, got {span!r}")
     int8_kernels()  # compiled once per machine (about half a minute), then loaded from torch's cache
     if not inplace:
         model = copy.deepcopy(model)
@@ -574,7 +610,7 @@ def quantize_dynamic(
             with torch.no_grad():
                 weight, bias = module._qkv_weight_and_bias()
             options = _projection_options(weight, stats.get(module), outliers, smoothing, rounding)
-            module.qkv = Int8Projection(weight, bias.reshape(-1), **options)
+            module.qkv = Int8Projection(weight, bias.reshape(-1), **options, span=span)
             module._qkv_cache = None
         elif isinstance(module, SqueezeBertSelfAttention) and module in stats:
             for conv in (module.query, module.key, module.value):
@@ -584,11 +620,10 @@ def quantize_dynamic(
             continue
         if isinstance(module, GroupedConv1x1):
             weight = module.group_weight().detach()
-            replacement = Int8Projection.from_conv(
-                module, **_projection_options(weight, stats.get(module), outliers, smoothing, rounding)
-            )
+            options = _projection_options(weight, stats.get(module), outliers, smoothing, rounding)
+            replacement = Int8Projection.from_conv(module, **options, span=span)
         elif isinstance(module, nn.Linear):
-            replacement = Int8Projection.from_linear(module)
+            replacement = Int8Projection.from_linear(module, span=span)
         else:
             continue
         parent_name, _, child = name.rpartition(".")

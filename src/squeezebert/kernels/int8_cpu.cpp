@@ -41,14 +41,12 @@ void check_rows(const torch::Tensor& t, const char* name, int64_t dim) {
   TORCH_CHECK(t.stride(dim - 1) == 1, name, " must have contiguous rows");
 }
 
-// One row of x times mask (mask may be null), quantized to the 256 levels from its min to its max: level
-// r = round((v - min) / scale) in [0, 255] with scale = (max - min) / 255, stored as r (unsigned: zero = 0) or as
-// r - 128 (signed: zero = 128), so that v ~ scale * q + offset with offset = min + zero * scale. picked[j] =
-// x[index[j]] (the outlier channels, computed in fp32).
-void quantize_row(const float* in, const float* mask, int64_t width, const int64_t* index, int64_t count,
-                  int zero, uint8_t* out, float* picked, float* scale, float* offset) {
+// One row (or one block of a row) of x times mask (mask may be null), quantized to the 256 levels from its min to
+// its max: level r = round((v - min) / scale) in [0, 255] with scale = (max - min) / 255, stored as r (unsigned:
+// zero = 0) or as r - 128 (signed: zero = 128), so that v ~ scale * q + offset with offset = min + zero * scale.
+void quantize_row(const float* in, const float* mask, int64_t width, int zero, uint8_t* out, float* scale,
+                  float* offset) {
   auto value = [&](int64_t k) { return mask != nullptr ? in[k] * mask[k] : in[k]; };
-  for (int64_t j = 0; j < count; ++j) picked[j] = in[index[j]];
   float low = std::numeric_limits<float>::infinity(), high = -low;
   int64_t k = 0;
 #if defined(__AVX512F__)
@@ -90,22 +88,38 @@ void quantize_row(const float* in, const float* mask, int64_t width, const int64
 }
 
 #if defined(SQUEEZEBERT_VNNI)
-constexpr int64_t kPanel = 64;  // output channels per packed panel: four 16-lane int32 registers
-constexpr int kTileRows = 6;    // rows per tile: 6 x 4 accumulators + 4 weight registers + 1 broadcast < 32
+constexpr int64_t kPanel = 64;  // output channels per packed panel: four 16-lane registers
+constexpr int kTileRows = 6;    // rows per tile: 6 x 4 int32 accumulators + 4 weight registers + 1 broadcast < 32
 
-// c (kTileRows' first `rows` rows, 64 columns, row stride ldc) = a (rows x 4 * k4 unsigned bytes, row stride lda)
-// times one packed panel b (k4, 64, 4) of signed bytes: vpdpbusd adds four u8 x s8 products per int32 lane.
+// The scales of one panel's spans: per row r (of the tile) and span t the activations' scale s[r * spans + t] and
+// offset o[r * spans + t]; per span t the weights' scales steps[t * ld + n] and offset weights offsets[t * ld + n]
+// (their sums times their scales) for the panel's columns n < width (beyond: padding, read as 0).
+struct SpanScales {
+  const float* s;
+  const float* o;
+  int64_t spans;
+  const float* steps;
+  const float* offsets;
+  int64_t ld;
+  int64_t width;
+};
+
+// One span t of a tile: c (Rows rows of 64 floats, row stride ldc) (+)= s * steps * acc + o * offsets, acc the
+// rows' int32 product with the span's steps k4 in [k0, k1) of one packed panel b (k4, 64, 4): vpdpbusd adds four
+// u8 x s8 products per int32 lane, and the sums are folded into c (written for the first span, added later).
 template <int Rows>
-void vnni_tile(const uint8_t* a, int64_t lda, const int8_t* b, int64_t k4, int32_t* c, int64_t ldc) {
+void vnni_span(const uint8_t* a, int64_t lda, const int8_t* b, int64_t k0, int64_t k1, const SpanScales& sc,
+               int64_t t, float* c, int64_t ldc) {
   __m512i acc[Rows][4];
   for (int r = 0; r < Rows; ++r) {
     for (int j = 0; j < 4; ++j) acc[r][j] = _mm512_setzero_si512();
   }
-  for (int64_t k = 0; k < k4; ++k, b += 4 * kPanel) {
-    const __m512i w0 = _mm512_loadu_si512(b), w1 = _mm512_loadu_si512(b + 64);
-    const __m512i w2 = _mm512_loadu_si512(b + 128), w3 = _mm512_loadu_si512(b + 192);
+  const int8_t* w = b + k0 * 4 * kPanel;
+  for (int64_t k = k0; k < k1; ++k, w += 4 * kPanel) {
+    const __m512i w0 = _mm512_loadu_si512(w), w1 = _mm512_loadu_si512(w + 64);
+    const __m512i w2 = _mm512_loadu_si512(w + 128), w3 = _mm512_loadu_si512(w + 192);
     for (int r = 0; r < Rows; ++r) {
-      int32_t four;  // the row's four input bytes k*4 .. k*4+3, broadcast to every lane
+      int32_t four;  // the row's four input bytes 4k .. 4k+3, broadcast to every lane
       std::memcpy(&four, a + r * lda + 4 * k, sizeof(four));
       const __m512i x = _mm512_set1_epi32(four);
       acc[r][0] = _mm512_dpbusd_epi32(acc[r][0], x, w0);
@@ -114,58 +128,93 @@ void vnni_tile(const uint8_t* a, int64_t lda, const int8_t* b, int64_t k4, int32
       acc[r][3] = _mm512_dpbusd_epi32(acc[r][3], x, w3);
     }
   }
+  // through L1 (kept in registers across the fold, the accumulators spill inside the loop above with GCC 12)
+  alignas(64) int32_t sums[Rows][kPanel];
   for (int r = 0; r < Rows; ++r) {
-    for (int j = 0; j < 4; ++j) _mm512_storeu_si512(c + r * ldc + 16 * j, acc[r][j]);
+    for (int j = 0; j < 4; ++j) _mm512_store_si512(sums[r] + 16 * j, acc[r][j]);
+  }
+  const float* steps = sc.steps + t * sc.ld;
+  const float* offsets = sc.offsets + t * sc.ld;
+  __mmask16 masks[4];
+  for (int j = 0; j < 4; ++j) {
+    masks[j] = static_cast<__mmask16>((1u << std::clamp<int64_t>(sc.width - 16 * j, 0, 16)) - 1u);
+  }
+  for (int r = 0; r < Rows; ++r) {
+    const __m512 scale = _mm512_set1_ps(sc.s[r * sc.spans + t]), offset = _mm512_set1_ps(sc.o[r * sc.spans + t]);
+    for (int j = 0; j < 4; ++j) {
+      float* out = c + r * ldc + 16 * j;
+      const __m512 before = t == 0 ? _mm512_setzero_ps() : _mm512_loadu_ps(out);
+      const __m512 shifted = _mm512_fmadd_ps(offset, _mm512_maskz_loadu_ps(masks[j], offsets + 16 * j), before);
+      const __m512 step = _mm512_mul_ps(scale, _mm512_maskz_loadu_ps(masks[j], steps + 16 * j));
+      const __m512 product = _mm512_cvtepi32_ps(_mm512_load_si512(sums[r] + 16 * j));
+      _mm512_storeu_ps(out, _mm512_fmadd_ps(product, step, shifted));
+    }
   }
 }
 
-// c (rows, 64 * panels) int32 = a (rows, 4 * k4) u8 @ the packed weight (panels, k4, 64, 4) s8, panel by panel
-// (each panel's K x 64 bytes stay in L1/L2 while every row tile passes over it).
+// c (Rows rows of 64 floats) = the rows' dequantized product with one packed panel b (k4, 64, 4), span by span of
+// span4 steps.
+template <int Rows>
+void vnni_tile(const uint8_t* a, int64_t lda, const int8_t* b, int64_t k4, int64_t span4, const SpanScales& sc,
+               float* c, int64_t ldc) {
+  for (int64_t t = 0, k0 = 0; k0 < k4; ++t, k0 += span4) {
+    vnni_span<Rows>(a, lda, b, k0, std::min(k0 + span4, k4), sc, t, c, ldc);
+  }
+}
+
+// c (rows, 64 * panels) float = the dequantized product of a (rows, 4 * k4 u8; spans of 4 * span4 channels, their
+// scales and offsets s, o: (rows, spans)) with the packed weight (panels, k4, 64, 4) s8 whose spans' scales and
+// offset weights are (spans, width); panel by panel, so that each panel's K x 64 bytes stay in L1/L2 while every row tile
+// passes over it.
 void vnni_matmul(const uint8_t* a, int64_t lda, int64_t rows, const int8_t* packed, int64_t panels, int64_t k4,
-                 int32_t* c, int64_t ldc) {
+                 int64_t span4, const float* s, const float* o, int64_t spans, const float* steps,
+                 const float* offsets, int64_t width, float* c, int64_t ldc) {
   for (int64_t p = 0; p < panels; ++p) {
     const int8_t* b = packed + p * k4 * 4 * kPanel;
+    auto scales = [&](int64_t first) {
+      return SpanScales{s + first * spans, o + first * spans, spans, steps + p * kPanel, offsets + p * kPanel, width,
+                        width - p * kPanel};
+    };
     int64_t r = 0;
     for (; r + kTileRows <= rows; r += kTileRows) {
-      vnni_tile<kTileRows>(a + r * lda, lda, b, k4, c + r * ldc + p * kPanel, ldc);
+      vnni_tile<kTileRows>(a + r * lda, lda, b, k4, span4, scales(r), c + r * ldc + p * kPanel, ldc);
     }
-    const int64_t left = rows - r;
     const uint8_t* a_left = a + r * lda;
-    int32_t* c_left = c + r * ldc + p * kPanel;
-    switch (left) {
-      case 5: vnni_tile<5>(a_left, lda, b, k4, c_left, ldc); break;
-      case 4: vnni_tile<4>(a_left, lda, b, k4, c_left, ldc); break;
-      case 3: vnni_tile<3>(a_left, lda, b, k4, c_left, ldc); break;
-      case 2: vnni_tile<2>(a_left, lda, b, k4, c_left, ldc); break;
-      case 1: vnni_tile<1>(a_left, lda, b, k4, c_left, ldc); break;
+    float* c_left = c + r * ldc + p * kPanel;
+    switch (rows - r) {
+      case 5: vnni_tile<5>(a_left, lda, b, k4, span4, scales(r), c_left, ldc); break;
+      case 4: vnni_tile<4>(a_left, lda, b, k4, span4, scales(r), c_left, ldc); break;
+      case 3: vnni_tile<3>(a_left, lda, b, k4, span4, scales(r), c_left, ldc); break;
+      case 2: vnni_tile<2>(a_left, lda, b, k4, span4, scales(r), c_left, ldc); break;
+      case 1: vnni_tile<1>(a_left, lda, b, k4, span4, scales(r), c_left, ldc); break;
       default: break;
     }
   }
 }
 #endif
 
-// The weights of one group: sums and scales (N), bias (N, or null: none), outlier rows (k, N).
-struct GroupWeights {
-  const float* sums;
-  const float* scales;
-  const float* bias;
-  const float* outlier_weight;
-};
+// One span of input channels of one row: v (+)= s * steps * acc + o * offsets, the span's int32 product acc, its
+// activation scale s and offset o, and its weights' scales and offset weights (N each); v = when first, else v +=.
+void fold_span(const int32_t* acc, float s, float o, const float* steps, const float* offsets, int64_t width,
+               bool first, float* v) {
+  if (first) {
+    for (int64_t n = 0; n < width; ++n) v[n] = static_cast<float>(acc[n]) * (s * steps[n]) + o * offsets[n];
+  } else {
+    for (int64_t n = 0; n < width; ++n) v[n] += static_cast<float>(acc[n]) * (s * steps[n]) + o * offsets[n];
+  }
+}
 
-// One row: y = residual + (s * acc + o * sums + picked @ outlier_weight) * scales + bias, without the residual
-// when it is null and without the bias when w.bias is null. v (width floats) is scratch; each loop vectorizes.
-void dequantize_row(const int32_t* acc, float s, float o, const float* picked, int64_t count, const GroupWeights& w,
-                    int64_t width, const float* residual, float* v, float* y) {
-  for (int64_t n = 0; n < width; ++n) v[n] = static_cast<float>(acc[n]) * s + o * w.sums[n];
+// One row: y = residual + v + picked @ outlier_weight + bias, without the residual when it is null and without
+// the bias when it is null; v holds the folded int8 product. Each loop vectorizes.
+void finish_row(float* v, const float* picked, int64_t count, const float* outlier_weight, const float* bias,
+                int64_t width, const float* residual, float* y) {
   for (int64_t j = 0; j < count; ++j) {
     const float p = picked[j];
-    const float* row = w.outlier_weight + j * width;
+    const float* row = outlier_weight + j * width;
     for (int64_t n = 0; n < width; ++n) v[n] += p * row[n];
   }
-  if (w.bias != nullptr) {
-    for (int64_t n = 0; n < width; ++n) v[n] = v[n] * w.scales[n] + w.bias[n];
-  } else {
-    for (int64_t n = 0; n < width; ++n) v[n] *= w.scales[n];
+  if (bias != nullptr) {
+    for (int64_t n = 0; n < width; ++n) v[n] += bias[n];
   }
   if (residual != nullptr) {
     for (int64_t n = 0; n < width; ++n) y[n] = residual[n] + v[n];
@@ -334,23 +383,22 @@ torch::Tensor pack_weight(const torch::Tensor& weight) {
 
 // A whole int8 projection in one parallel region. x (G, T, K) float32 with contiguous rows; keep: empty, or (G, K)
 // float32 multipliers of x (0 at the outlier channels); outliers (G, k) int64: the input channels computed in fp32
-// (k may be 0); weight (G, K, N) int8; packed: empty, or pack_weight(weight) where vnni(); weight_sum,
-// weight_scale (G, 1, N); bias: empty (none) or (G * N); outlier_weight (G, k, N). Per row of x * keep quantized
-// by quantize_row, y = (s * (x_q @ W_q) + o * weight_sum + x[outliers] @ outlier_weight) * weight_scale + bias, and
+// (k may be 0); weight (G, K, N) int8; packed: empty, or pack_weight(weight) where vnni(); the input channels
+// come in spans of `span` (the last may be shorter; span >= K: one), each with its own scales: weight_offset and
+// weight_scale (G, spans, N), the sums of the weights' levels over the span's rows times their scales, and the
+// scales; bias: empty (none) or (G * N); outlier_weight (G, k, N). Each span of each row of x * keep is quantized
+// by quantize_row (scale s, offset o), and y = sum over spans (s * weight_scale * (x_q @ W_q) + o * weight_offset)
+// + x[outliers] @ outlier_weight + bias;
 // out (G, T, N) float32 with contiguous rows (it may be a strided view) gets act(y) when residual is empty, else
 // residual + y (residual (G, T, N) like out; it may be out itself). activation (only without a residual): "" none,
 // "gelu", "gelu_tanh" or "relu". norm_weight, norm_bias: empty, or (G * N) with a residual: then each whole row of
 // the (T, G * N) tensor out views (out's groups side by side) is replaced by its LayerNorm, once the row's groups
 // are done.
-// The rows are split into blocks (one per thread while each holds enough work, at most kBlockRows rows); each
-// block is quantized, multiplied and dequantized group by group, so that its 8-bit input and int32 product stay in
-// cache, and the int8 matmul runs single-threaded in the region: vnni_matmul on unsigned levels with the packed
-// weights, or torch._int_mm on signed ones.
 void project(const torch::Tensor& x, const torch::Tensor& keep, const torch::Tensor& outliers,
-             const torch::Tensor& weight, const torch::Tensor& packed, const torch::Tensor& weight_sum,
+             const torch::Tensor& weight, const torch::Tensor& packed, const torch::Tensor& weight_offset,
              const torch::Tensor& weight_scale, const torch::Tensor& bias, const torch::Tensor& outlier_weight,
              torch::Tensor& out, const torch::Tensor& residual, const torch::Tensor& norm_weight,
-             const torch::Tensor& norm_bias, double eps, const std::string& activation) {
+             const torch::Tensor& norm_bias, double eps, const std::string& activation, int64_t span) {
   check_rows(x, "x", 3);
   check_rows(out, "out", 3);
   TORCH_CHECK(x.scalar_type() == torch::kFloat && out.scalar_type() == torch::kFloat, "x and out must be float32");
@@ -369,9 +417,14 @@ void project(const torch::Tensor& x, const torch::Tensor& keep, const torch::Ten
   }
   const float* keep_data = check_keep(keep, groups, width);
   check_outliers(outliers, groups, width);
-  check_weights({&weight_sum, &weight_scale, &bias, &outlier_weight, &norm_weight, &norm_bias});
+  check_weights({&weight_offset, &weight_scale, &bias, &outlier_weight, &norm_weight, &norm_bias});
   const int64_t count = outliers.size(1);
-  TORCH_CHECK(weight_sum.numel() == groups * cout && weight_scale.numel() == groups * cout, "one per channel");
+  TORCH_CHECK(span >= 1, "span must be >= 1");
+  const int64_t spans = (width + span - 1) / span;
+  TORCH_CHECK(!use_vnni || spans == 1 || span % 4 == 0, "the VNNI matmul needs spans of a multiple of 4 channels");
+  const int64_t span_vnni = spans == 1 ? 4 * ((width + 3) / 4) : span;  // one span: all of the padded row
+  TORCH_CHECK(weight_offset.numel() == groups * spans * cout && weight_scale.numel() == groups * spans * cout,
+              "weight_offset and weight_scale must be (groups, spans, out)");
   TORCH_CHECK(bias.numel() == 0 || bias.numel() == groups * cout, "bias must be empty or hold groups * out values");
   TORCH_CHECK(outlier_weight.numel() == groups * count * cout, "outlier_weight must be (groups, k, out)");
   const Activation act = parse_activation(activation);
@@ -406,38 +459,55 @@ void project(const torch::Tensor& x, const torch::Tensor& keep, const torch::Ten
   const int64_t* index = outliers.data_ptr<int64_t>();
   float* out_data = out.data_ptr<float>();
   const float* residual_data = has_residual ? residual.data_ptr<float>() : nullptr;
+  const float* bias_data = bias.numel() > 0 ? bias.data_ptr<float>() : nullptr;
   const int64_t x_group = x.stride(0), x_row = x.stride(1), out_group = out.stride(0), out_row = out.stride(1);
   const int64_t res_group = has_residual ? residual.stride(0) : 0, res_row = has_residual ? residual.stride(1) : 0;
   at::parallel_for(0, blocks, 1, [&](int64_t begin, int64_t end) {
     auto q = torch::zeros({block, q_width}, x.options().dtype(torch::kChar));
-    auto acc = torch::empty({block, acc_width}, x.options().dtype(torch::kInt));
+    auto acc = torch::empty({use_vnni ? 0 : block, acc_width}, x.options().dtype(torch::kInt));  // torch._int_mm's
     uint8_t* q_data = reinterpret_cast<uint8_t*>(q.data_ptr<int8_t>());
-    std::vector<float> scales(block), offsets(block), picked(block * count), scratch(cout);
+    int32_t* acc_data = acc.data_ptr<int32_t>();
+    // per row and span: the activations' scale and offset; per row: the outlier inputs and the folded product
+    std::vector<float> scales(block * spans), offsets(block * spans), picked(block * count), folded(block * acc_width);
     for (int64_t b = begin; b < end; ++b) {
       const int64_t first = b * block, n = std::min(block, rows - first);
       for (int64_t g = 0; g < groups; ++g) {
         const float* mask = keep_data != nullptr ? keep_data + g * width : nullptr;
         for (int64_t r = 0; r < n; ++r) {
-          quantize_row(x_data + g * x_group + (first + r) * x_row, mask, width, index + g * count, count, zero,
-                       q_data + r * q_width, picked.data() + r * count, &scales[r], &offsets[r]);
+          const float* in = x_data + g * x_group + (first + r) * x_row;
+          for (int64_t j = 0; j < count; ++j) picked[r * count + j] = in[index[g * count + j]];
+          for (int64_t s = 0; s < spans; ++s) {
+            const int64_t start = s * span, length = std::min(span, width - start);
+            quantize_row(in + start, mask != nullptr ? mask + start : nullptr, length, zero,
+                         q_data + r * q_width + start, &scales[r * spans + s], &offsets[r * spans + s]);
+          }
         }
-        if (use_vnni) {
+        const float* steps = weight_scale.data_ptr<float>() + g * spans * cout;
+        const float* offset_rows = weight_offset.data_ptr<float>() + g * spans * cout;
+        if (use_vnni) {  // the int8 product of every span, folded in registers
 #if defined(SQUEEZEBERT_VNNI)
-          vnni_matmul(q_data, q_width, n, packed[g].data_ptr<int8_t>(), panels, k4, acc.data_ptr<int32_t>(),
-                      acc_width);
+          vnni_matmul(q_data, q_width, n, packed[g].data_ptr<int8_t>(), panels, k4, span_vnni / 4, scales.data(),
+                      offsets.data(), spans, steps, offset_rows, cout, folded.data(), acc_width);
 #endif
-        } else {
-          auto acc_rows = acc.narrow(0, 0, n);
-          at::_int_mm_out(acc_rows, q.narrow(0, 0, n), weight[g]);
+        } else {  // each span's int8 product, folded into the rows' float sums
+          for (int64_t s = 0; s < spans; ++s) {
+            const int64_t start = s * span, length = std::min(span, width - start);
+            auto acc_rows = acc.narrow(0, 0, n);
+            at::_int_mm_out(acc_rows, q.narrow(0, 0, n).narrow(1, start, length).contiguous(),
+                            weight[g].narrow(0, start, length).contiguous());
+            for (int64_t r = 0; r < n; ++r) {
+              fold_span(acc_data + r * acc_width, scales[r * spans + s], offsets[r * spans + s], steps + s * cout,
+                        offset_rows + s * cout, cout, s == 0, folded.data() + r * acc_width);
+            }
+          }
         }
-        const GroupWeights w{weight_sum.data_ptr<float>() + g * cout, weight_scale.data_ptr<float>() + g * cout,
-                             bias.numel() > 0 ? bias.data_ptr<float>() + g * cout : nullptr,
-                             outlier_weight.data_ptr<float>() + g * count * cout};
+        const float* outlier_rows = outlier_weight.data_ptr<float>() + g * count * cout;
+        const float* group_bias = bias_data != nullptr ? bias_data + g * cout : nullptr;
         for (int64_t r = 0; r < n; ++r) {
           float* y = out_data + g * out_group + (first + r) * out_row;
           const float* base = has_residual ? residual_data + g * res_group + (first + r) * res_row : nullptr;
-          dequantize_row(acc.data_ptr<int32_t>() + r * acc_width, scales[r], offsets[r], picked.data() + r * count,
-                         count, w, cout, base, scratch.data(), y);
+          finish_row(folded.data() + r * acc_width, picked.data() + r * count, count, outlier_rows, group_bias, cout,
+                     base, y);
           activate_row(y, cout, act);
         }
       }
