@@ -135,19 +135,20 @@ void vnni_span(const uint8_t* a, int64_t lda, const int8_t* b, int64_t k0, int64
   }
   const float* steps = sc.steps + t * sc.ld;
   const float* offsets = sc.offsets + t * sc.ld;
-  __mmask16 masks[4];
+  __m512 step[4], offset_weight[4];  // the span's weight scales and offset weights of the panel's 64 columns
   for (int j = 0; j < 4; ++j) {
-    masks[j] = static_cast<__mmask16>((1u << std::clamp<int64_t>(sc.width - 16 * j, 0, 16)) - 1u);
+    const auto mask = static_cast<__mmask16>((1u << std::clamp<int64_t>(sc.width - 16 * j, 0, 16)) - 1u);
+    step[j] = _mm512_maskz_loadu_ps(mask, steps + 16 * j);
+    offset_weight[j] = _mm512_maskz_loadu_ps(mask, offsets + 16 * j);
   }
   for (int r = 0; r < Rows; ++r) {
     const __m512 scale = _mm512_set1_ps(sc.s[r * sc.spans + t]), offset = _mm512_set1_ps(sc.o[r * sc.spans + t]);
     for (int j = 0; j < 4; ++j) {
       float* out = c + r * ldc + 16 * j;
       const __m512 before = t == 0 ? _mm512_setzero_ps() : _mm512_loadu_ps(out);
-      const __m512 shifted = _mm512_fmadd_ps(offset, _mm512_maskz_loadu_ps(masks[j], offsets + 16 * j), before);
-      const __m512 step = _mm512_mul_ps(scale, _mm512_maskz_loadu_ps(masks[j], steps + 16 * j));
       const __m512 product = _mm512_cvtepi32_ps(_mm512_load_si512(sums[r] + 16 * j));
-      _mm512_storeu_ps(out, _mm512_fmadd_ps(product, step, shifted));
+      const __m512 shifted = _mm512_fmadd_ps(offset, offset_weight[j], before);
+      _mm512_storeu_ps(out, _mm512_fmadd_ps(product, _mm512_mul_ps(scale, step[j]), shifted));
     }
   }
 }
