@@ -212,7 +212,7 @@ def test_minilm_default_beats_the_previous_recipe(minilm):
     previous.config.name_or_path = ""  # no tokenizer to be found: random token ids
     before = minilm_cosines((previous, *minilm[1:]), **PREVIOUS)
     after = minilm_cosines(minilm)
-    assert before[0] < 0.9981 and after[0] > 0.999 and after[1] > 0.9995  # measured 0.99770 -> 0.99964, 0.99968
+    assert before[0] < 0.9981 and after[0] > 0.999 and after[1] > 0.9995  # measured 0.99770 -> 0.99946, 0.99959
 
 
 def test_smoothing_is_exact_where_int8_is_exact():

@@ -1,14 +1,16 @@
 """Dynamic int8 quantization for CPU inference: int8 weights, activations quantized on the fly.
 
-Every grouped 1x1 convolution and every ``nn.Linear`` becomes an :class:`Int8Projection`:
+Every grouped 1x1 convolution and every ``nn.Linear`` becomes an :class:`Int8Projection`. Its input channels come
+in spans (``span`` channels each, 64 by default; one span per group with ``span=None``), each with its own scales:
 
-    weight  W (G, cin, cout)  ->  W_q = round(W / s_w) in int8,        s_w = max|W| / 127 per output channel
-    input   x (G, T, cin)     ->  x_q = round((x - o) / s_x) in int8,  s_x = (max x - min x) / 255 per token and group
-    output  y = (s_x (x_q @ W_q) + o * sum_k W_q) * s_w + bias       (x_q @ W_q in int32 on the int8 dot products)
+    weight  W (G, cin, cout)  ->  W_q = round(W / s_w) in int8,    s_w = max|W| / 127 per span and output channel
+    input   x (G, T, cin)     ->  x_q = round((x - o) / s_x),      s_x = (max x - min x) / 255 per token and span
+    output  y = sum over spans (s_x s_w (x_q @ W_q) + o s_w sum_k W_q) + bias   (x_q @ W_q in int32)
 
-Attention scores, softmax, LayerNorm and the activation stay in floating point. The element-wise work around each
-int8 matmul runs in compiled kernels (:mod:`squeezebert.kernels`, one pass per row) where they could be built, and
-as PyTorch operations otherwise; both compute the formulas above.
+Attention scores, softmax, LayerNorm and the activation stay in floating point. The work around each int8 matmul
+(quantizing, folding each span's int32 sums into float, the activation, the residual and the LayerNorm that follow)
+runs in compiled kernels (:mod:`squeezebert.kernels`, in one parallel region per projection) where they could be
+built, and as PyTorch operations otherwise; both compute the formulas above.
 
 Calibration: ``quantize_dynamic`` runs the float model on text (a built-in set of generic English sentences,
 :mod:`squeezebert.calibration_texts`, or the caller's ``calibration_texts``) through the model's tokenizer, one
@@ -22,8 +24,9 @@ weight rows (which stretch each output channel's scale). fp32 channels cost abou
 shared among a projection's groups.
 
 GPTQ rounding (:func:`gptq_round`, the default): the weights are rounded input row by input row, each row's error
-compensated in the rows not yet rounded through the calibration inputs' inverse Hessian, the fp32 outlier rows
-last (they take up the remaining error exactly). It changes only the stored int8 levels: nothing at run time.
+compensated in the rows not yet rounded through the calibration inputs' inverse Hessian, each span's scales taken
+from its rows as updated when the span is reached, the fp32 outlier rows last (they take up the remaining error
+exactly). It changes only the stored int8 levels and scales: nothing at run time.
 
 SmoothQuant (``smoothing=alpha``, off by default): per input channel ``s = max|x|^alpha / max|W|^(1 - alpha)``,
 ``x / s`` quantized and ``s W`` stored. In this post-LayerNorm model every projection's input also feeds the
@@ -31,13 +34,13 @@ residual (Q, K, V, the feed-forward input) or comes out of the GELU (its output 
 folded into the preceding operation; ``1 / s`` rides in the per-channel multiplier the quantize step already applies
 to zero the outlier channels, in the same pass.
 
-Measured on all-MiniLM-L6-v2 converted (``benchmarks/bench_int8_accuracy.py``; minimum per-token cosine to fp32 on
-its 12 sentences / on the 380 held-out chatterbot-corpus statements): random-id calibration with rounding to
-nearest (the previous default) 0.9977 / 0.9970; text calibration with GPTQ 0.9986 / 0.9984 (calibrated on the
-chatterbot training statements: 0.9987 / 0.9985); SmoothQuant (alpha 0.5) lowers the held-out set's to 0.995.
-Which projections lose most (the others kept in fp32, held-out set): the feed-forward pair (input and output about
-0.9991 each), then Q/K/V 0.9996 and the post-attention projection 0.9998; the worst tokens are punctuation in code
-snippets and [SEP].
+Measured on all-MiniLM-L6-v2 converted (``benchmarks/bench_int8_accuracy.py``; minimum per-token / mean-pooled
+cosine to fp32 on its 12 sentences and on the 380 held-out chatterbot-corpus statements; the README has the table):
+one span per group (the fastest) reaches 0.9987 / 0.9989 and 0.9986 / 0.9987; spans of 64 with 16 outlier
+channels (the default) 0.9995 / 0.9996 and 0.9995 / 0.9996, for about a tenth more time at batch 1 x 128; spans
+of 32 are more accurate still and about a third slower. Both sides need the finer scales: fp32 weights with
+per-token int8 activations, or int8 weights with fp32 activations, each reach only about 0.9992 on the held-out
+set; the feed-forward output projection loses most.
 
 Why ``torch._int_mm`` and not ``torch.ao.quantization.quantize_dynamic``: that API and the quantized tensor types
 it builds on are deprecated since torch 2.10 in favour of ``torchao``. ``torchao``'s int8 dynamic-activation /
@@ -559,28 +562,31 @@ ROUNDING = ("nearest", "gptq")
 def quantize_dynamic(
     model: nn.Module,
     inplace: bool = False,
-    outliers: int = 12,
+    outliers: int = 16,
     keep_float: Collection[str] = (),
     calibration_texts: Sequence[str] | None = None,
     tokenizer: Callable | None = None,
     smoothing: float = 0.0,
     rounding: str = "gptq",
-    span: int | None = 32,
+    span: int | None = 64,
 ) -> nn.Module:
     """An int8 copy of a SqueezeBERT model (or ``model`` itself with ``inplace=True``) for CPU inference.
 
-    Every grouped projection and ``nn.Linear`` (pooler, heads, MLM decoder) gets int8 weights with per-channel
-    scales; activations are quantized per token (and group) at run time; the Q, K and V projections of a layer
-    run as one fused int8 projection. ``keep_float`` names projection kinds left in floating point, trading speed
-    for accuracy: any of ``"attention"`` (Q, K, V), ``"post_attention"``, ``"intermediate"``, ``"output"`` (the
-    feed-forward block's second projection) and ``"heads"``.
+    Every grouped projection and ``nn.Linear`` (pooler, heads, MLM decoder) gets int8 weights with a scale per
+    output channel and per ``span`` input channels (None: one span per group); activations are quantized per
+    token and span at run time; the Q, K and V projections of a layer run as one fused int8 projection.
+    ``keep_float`` names projection kinds left in floating point, trading speed for accuracy: any of
+    ``"attention"`` (Q, K, V), ``"post_attention"``, ``"intermediate"``, ``"output"`` (the feed-forward block's
+    second projection) and ``"heads"``.
 
     The encoder's projections are calibrated on text (see the module docstring): ``calibration_texts`` (default: a
     built-in set of generic English sentences, :data:`squeezebert.calibration_texts.CALIBRATION_TEXTS`) tokenized
     by ``tokenizer`` (default: the one saved in the model's folder; without any, random token ids). From what each
     projection sees, ``2 * outliers`` of its input channels (shared among its groups) stay in fp32 (0: none),
     ``rounding`` is ``"gptq"`` (error-compensating, on the calibration inputs) or ``"nearest"``, and ``smoothing``
-    is SmoothQuant's migration strength alpha (0, the default: off; it costs accuracy on MiniLM).
+    is SmoothQuant's migration strength alpha (0, the default: off; it costs accuracy on MiniLM). ``span`` (a
+    multiple of 4, default 64) trades speed for accuracy: finer spans are more accurate and slower (see the
+    README's int8 table; None is the fastest).
 
     The result is for inference: it has no gradients, and its state dict holds int8 buffers, not the checkpoint's
     parameters (save the float model).
