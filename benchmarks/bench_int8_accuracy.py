@@ -114,6 +114,7 @@ def classifier(work: Path, minilm: Path) -> Path:
     argv = ["train", "--train-file", str(paths["train"]), "--validation-file", str(paths["valid"])]
     argv += ["--output-dir", str(out), "--model", str(converted), "--max-length", "64", "--batch-size", "32"]
     argv += ["--seed", "42", "--warmup-ratio", "0.1", "--group-by-length", "--epochs", "5", "--lr", "1e-4"]
+    argv += ["--strategy", "finetune"]  # the evidence model (on a set this small, auto would pick another)
     print(f"training the classifier (once): squeezebert {' '.join(argv)}", file=sys.stderr)
     if squeezebert_main([*argv, "--no-progress"]) != 0:
         raise SystemExit("training the classifier failed")

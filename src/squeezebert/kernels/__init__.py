@@ -1,8 +1,10 @@
 """Optional compiled CPU kernels for the int8 path, built once on first use.
 
-``int8_cpu.cpp`` fuses the element-wise work around each int8 matmul (quantizing the input, dequantizing the
-output) into one pass per row; PyTorch needs about nine. At batch 1 x 128 that makes the int8 model about 1.3x
-faster (see the README's Performance section). The kernels are compiled on the user's machine with
+``int8_cpu.cpp`` runs a whole int8 projection in one parallel region: quantizing the input per token and span,
+the int8 matmul (its own AVX-512 VNNI micro-kernel where the CPU has one, ``torch._int_mm`` elsewhere), folding
+each span's int32 sums into float, and what follows the projection (the activation, or the residual add and the
+LayerNorm), one pass per row while it is in cache; PyTorch needs about a dozen passes and parallel regions for the
+same (see the README's Performance section for the figures). The kernels are compiled on the user's machine with
 ``torch.utils.cpp_extension`` (a C++ compiler and ``ninja``, ``-O3 -march=native``) the first time
 :func:`squeezebert.quantize_dynamic` runs, which takes about half a minute, and are cached by torch under
 ``~/.cache/torch_extensions`` (``TORCH_EXTENSIONS_DIR``). Where they cannot be built, int8 runs on PyTorch
