@@ -165,8 +165,8 @@ void vnni_tile(const uint8_t* a, int64_t lda, const int8_t* b, int64_t k4, int64
 
 // c (rows, 64 * panels) float = the dequantized product of a (rows, 4 * k4 u8; spans of 4 * span4 channels, their
 // scales and offsets s, o: (rows, spans)) with the packed weight (panels, k4, 64, 4) s8 whose spans' scales and
-// offset weights are (spans, width); panel by panel, so that each panel's K x 64 bytes stay in L1/L2 while every row tile
-// passes over it.
+// offset weights are (spans, width); panel by panel, so that each panel's K x 64 bytes stay in L1/L2 while every
+// row tile passes over it.
 void vnni_matmul(const uint8_t* a, int64_t lda, int64_t rows, const int8_t* packed, int64_t panels, int64_t k4,
                  int64_t span4, const float* s, const float* o, int64_t spans, const float* steps,
                  const float* offsets, int64_t width, float* c, int64_t ldc) {
@@ -389,12 +389,15 @@ torch::Tensor pack_weight(const torch::Tensor& weight) {
 // weight_scale (G, spans, N), the sums of the weights' levels over the span's rows times their scales, and the
 // scales; bias: empty (none) or (G * N); outlier_weight (G, k, N). Each span of each row of x * keep is quantized
 // by quantize_row (scale s, offset o), and y = sum over spans (s * weight_scale * (x_q @ W_q) + o * weight_offset)
-// + x[outliers] @ outlier_weight + bias;
-// out (G, T, N) float32 with contiguous rows (it may be a strided view) gets act(y) when residual is empty, else
-// residual + y (residual (G, T, N) like out; it may be out itself). activation (only without a residual): "" none,
-// "gelu", "gelu_tanh" or "relu". norm_weight, norm_bias: empty, or (G * N) with a residual: then each whole row of
-// the (T, G * N) tensor out views (out's groups side by side) is replaced by its LayerNorm, once the row's groups
-// are done.
+// + x[outliers] @ outlier_weight + bias; out (G, T, N) float32 with contiguous rows (it may be a strided view) gets
+// act(y) when residual is empty, else residual + y (residual (G, T, N) like out; it may be out itself). activation
+// (only without a residual): "" none, "gelu", "gelu_tanh" or "relu". norm_weight, norm_bias: empty, or (G * N)
+// with a residual: then each whole row of the (T, G * N) tensor out views (out's groups side by side) is replaced
+// by its LayerNorm, once the row's groups are done. The rows are split into blocks (one per thread while each
+// holds enough work, at most kBlockRows rows); each block is quantized, multiplied and dequantized group by group,
+// so that its 8-bit input and products stay in cache, and the int8 matmul runs single-threaded in the region:
+// vnni_matmul on unsigned levels with the packed weights, or torch._int_mm on signed ones. eps: the LayerNorm's;
+// span: input channels per span.
 void project(const torch::Tensor& x, const torch::Tensor& keep, const torch::Tensor& outliers,
              const torch::Tensor& weight, const torch::Tensor& packed, const torch::Tensor& weight_offset,
              const torch::Tensor& weight_scale, const torch::Tensor& bias, const torch::Tensor& outlier_weight,
