@@ -143,6 +143,13 @@ def gptq_round(
 
 
 _NO_TENSOR = torch.empty(0)  # "none" for the kernels' optional tensor arguments
+
+
+def _check_span(span: object) -> None:
+    if span is not None and (isinstance(span, bool) or not isinstance(span, int) or span < 4 or span % 4):
+        raise ValueError(f"span must be a multiple of 4 (at least 4) or None, got {span!r}")
+
+
 # The activations (``hidden_act`` names) the kernels apply to a projection's output in the same pass, and theirs.
 FUSED_ACTIVATIONS = {
     "gelu": "gelu",
@@ -189,10 +196,8 @@ class Int8Projection(nn.Module):
         super().__init__()
         groups, cin, cout = group_weight.shape
         self.groups, self.in_channels, self.out_channels = groups, groups * cin, groups * cout
-        if span is not None and (isinstance(span, bool) or not isinstance(span, int) or span < 4 or span % 4):
-            raise ValueError(f"span must be a multiple of 4 (at least 4) or None, got {span!r}")
+        _check_span(span)
         self.span = cin if span is None or span >= cin else span
-        spans = -(-cin // self.span)
         weight = group_weight.detach().float()
         outliers = torch.zeros(groups, 0, dtype=torch.long) if outliers is None else outliers.long()
         smoothing = torch.ones(groups, cin) if smoothing is None else smoothing.detach().float()
@@ -201,8 +206,7 @@ class Int8Projection(nn.Module):
         outlier_weight = weight.gather(1, rows)  # (G, k, cout)
         weight = weight.scatter(1, rows, 0.0) * smoothing.unsqueeze(-1)  # (G, cin, cout)
         if gram is None:
-            padded = F.pad(weight, (0, 0, 0, spans * self.span - cin)).view(groups, spans, self.span, cout)
-            scale = padded.abs().amax(dim=2).clamp_min(1e-12) / 127.0  # (G, spans, cout)
+            scale = self._by_span(weight).abs().amax(dim=2).clamp_min(1e-12) / 127.0  # (G, spans, cout)
             weight_int8 = torch.round(weight / scale.repeat_interleave(self.span, dim=1)[:, :cin])
         else:  # on the smoothed inputs x / s; the outlier rows take up rounding errors in fp32
             gram = gram / (smoothing.unsqueeze(-1) * smoothing.unsqueeze(-2))
@@ -215,8 +219,7 @@ class Int8Projection(nn.Module):
         self.register_buffer("weight_packed", torch.empty(0, dtype=torch.int8) if packed is None else packed, False)
         self.register_buffer("weight_scale", scale.contiguous())  # (G, spans, cout)
         # s_w * sum_k W_q[k, n] over each span's rows: what multiplies the span's activation offset
-        levels = F.pad(self.weight_int8.float(), (0, 0, 0, spans * self.span - cin))  # (G, spans * span, cout)
-        self.register_buffer("weight_offset", levels.view(groups, spans, -1, cout).sum(dim=2) * scale)
+        self.register_buffer("weight_offset", self._by_span(self.weight_int8.float()).sum(dim=2) * scale)
         self.register_buffer("outliers", outliers.unsqueeze(1).contiguous())  # (G, 1, k)
         self.register_buffer("outlier_weight", outlier_weight.contiguous())  # (G, k, cout)
         # what multiplies x before its quantization: 1 / s, and 0 at the outlier channels
@@ -224,6 +227,12 @@ class Int8Projection(nn.Module):
         bias = torch.zeros(groups * cout) if bias is None else bias.detach().float()
         self.register_buffer("bias", bias.reshape(groups * cout).clone())
         self._kernel_arguments: tuple[torch.Tensor, ...] | None = None  # built on first use, see _arguments
+
+    def _by_span(self, rows: torch.Tensor) -> torch.Tensor:
+        """``(G, cin, cout)`` -> ``(G, spans, span, cout)``, the last span padded with zero rows."""
+        groups, cin, cout = rows.shape
+        spans = -(-cin // self.span)
+        return F.pad(rows, (0, 0, 0, spans * self.span - cin)).view(groups, spans, self.span, cout)
 
     def __setattr__(self, name: str, value: object) -> None:
         if name in self.__dict__.get("_buffers", ()):
@@ -291,7 +300,7 @@ class Int8Projection(nn.Module):
         x = x_groups * self.inlier_mask if masked else x_groups
         x = F.pad(x, (0, spans * self.span - cin), mode="replicate")  # the last span's range unchanged
         x_q, x_scale, offset = quantize_rows(x.view(groups, tokens, spans, self.span).transpose(1, 2))
-        weight = F.pad(self.weight_int8, (0, 0, 0, spans * self.span - cin)).view(groups, spans, self.span, -1)
+        weight = self._by_span(self.weight_int8)  # (G, spans, span, cout)
         acc = torch.empty(groups, spans, tokens, weight.shape[-1], dtype=torch.int32, device=x_groups.device)
         for g in range(groups):
             for s in range(spans):
@@ -603,8 +612,7 @@ def quantize_dynamic(
         raise ValueError(f"smoothing must be a number in [0, 1], got {smoothing!r}")
     if rounding not in ROUNDING:
         raise ValueError(f"rounding must be one of {', '.join(ROUNDING)}, got {rounding!r}")
-    if span is not None and (isinstance(span, bool) or not isinstance(span, int) or span < 4 or span % 4):
-        raise ValueError(f"span must be a multiple of 4 (at least 4) or None, got {span!r}")
+    _check_span(span)
     int8_kernels()  # compiled once per machine (about half a minute), then loaded from torch's cache
     if not inplace:
         model = copy.deepcopy(model)

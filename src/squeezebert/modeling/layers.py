@@ -453,18 +453,15 @@ class ConvResidualNorm(nn.Module):
         """Whether the convolution may add straight into ``residual + bias``: no autograd graph and no dropout."""
         return _fast_inference() and not (self.training and self.dropout.p > 0)
 
-    def residual_norm(
-        self, x_groups: torch.Tensor, residual: torch.Tensor, out: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        """``LayerNorm(residual + dropout(conv(x)))`` for ``x`` in group layout, into ``out`` when given.
+    def residual_norm(self, x_groups: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        """``LayerNorm(residual + dropout(conv(x)))`` for ``x`` in group layout.
 
         A projection that fuses the residual and the LayerNorm into its own pass (the int8 one, ``residual_norm``)
         computes it all at inference; otherwise :meth:`residual_sum`, then the LayerNorm.
         """
         if not self.fuses_norm():
-            y = self.layernorm(self.residual_sum(x_groups, residual))
-            return y if out is None else out.copy_(y)
-        out = torch.empty_like(residual) if out is None else out
+            return self.layernorm(self.residual_sum(x_groups, residual))
+        out = torch.empty_like(residual)
         self.conv1d.residual_norm(x_groups, residual, self.layernorm, out)
         return out
 
@@ -557,10 +554,10 @@ class SqueezeBertLayer(nn.Module):
         """
         if not self.output.fuses_norm():
             return self.output.layernorm(self.feed_forward(x))
-        out = torch.empty_like(x)
+        conv, out = self.output.conv1d, torch.empty_like(x)
         for start in range(0, x.shape[0], FFN_CHUNK_ROWS):
             rows = slice(start, start + FFN_CHUNK_ROWS)
-            self.output.residual_norm(self._ffn_input(x[rows]), x[rows], out[rows])
+            conv.residual_norm(self._ffn_input(x[rows]), x[rows], self.output.layernorm, out[rows])
         return out
 
     def _forward(
