@@ -488,7 +488,7 @@ void project(const torch::Tensor& x, const torch::Tensor& keep, const torch::Ten
         }
         const float* steps = weight_scale.data_ptr<float>() + g * spans * cout;
         const float* offset_rows = weight_offset.data_ptr<float>() + g * spans * cout;
-        if (use_vnni) {  // the int8 product of every span, folded in registers
+        if (use_vnni) {  // every span's int8 product, folded tile by tile
 #if defined(SQUEEZEBERT_VNNI)
           vnni_matmul(q_data, q_width, n, packed[g].data_ptr<int8_t>(), panels, k4, span_vnni / 4, scales.data(),
                       offsets.data(), spans, steps, offset_rows, cout, folded.data(), acc_width);
