@@ -185,7 +185,7 @@ def test_residual_norm_matches_the_pytorch_path(kernels, groups, tokens, monkeyp
     torch.testing.assert_close(plain, expected, rtol=1e-5, atol=1e-5)
     spread = layernorm.weight.abs().max() / summed.std(-1, unbiased=False)  # (tokens,)
     float_bound = spread * 16 * 2.0**-24 * summed.abs().amax(-1)
-    x_scale = q._product(x)[1]  # (G, tokens, 1): a tie moves one level of one input of one group
+    x_scale = q._product(x)[1]  # (G, 1 span, tokens, 1): a tie moves one level of one input of one group
     level = spread * (x_scale[..., 0] * 127 * q.weight_scale.amax(-1)).amax(0)
     diff = (fused - expected).abs().amax(-1)
     assert (diff <= float_bound + level).all()
