@@ -69,7 +69,7 @@ def test_project_matches_the_pytorch_path(kernels, groups, width, tokens, count,
     if matmul == "vnni" and not kernels.vnni():
         pytest.skip("this CPU has no AVX-512 VNNI")
     if matmul == "vnni":
-        assert q.weight_packed.shape == (groups, 1, (width + 3) // 4, 64, 4)  # one panel of 64 (40 used)
+        assert q.weight_packed.shape == (groups, 2, (width + 3) // 4, 32, 4)  # panels of 32: the second has 8
     else:
         q.weight_packed = torch.empty(0, dtype=torch.int8)
     x = strided_groups(tokens, groups, width, seed=tokens)
@@ -118,12 +118,12 @@ def test_project_applies_the_activation(kernels, activation, monkeypatch):
 
 
 def test_pack_weight_layout(kernels):
-    """packed[g, p, k4, c, j] = W[g, 4 * k4 + j, 64 * p + c], zero beyond W's rows and columns."""
+    """packed[g, p, k4, c, j] = W[g, 4 * k4 + j, 32 * p + c], zero beyond W's rows and columns."""
     weight = torch.randint(-127, 128, (2, 10, 70), dtype=torch.int8, generator=torch.Generator().manual_seed(0))
     packed = kernels.pack_weight(weight)
-    assert packed.shape == (2, 2, 3, 64, 4) and packed.dtype == torch.int8
+    assert packed.shape == (2, 3, 3, 32, 4) and packed.dtype == torch.int8
     g, k, n = torch.meshgrid(torch.arange(2), torch.arange(10), torch.arange(70), indexing="ij")
-    assert torch.equal(packed[g, n // 64, k // 4, n % 64, k % 4], weight)
+    assert torch.equal(packed[g, n // 32, k // 4, n % 32, k % 4], weight)
     assert int((packed != 0).sum()) == int((weight != 0).sum())  # the padding is zero
 
 

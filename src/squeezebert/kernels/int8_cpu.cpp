@@ -4,11 +4,13 @@
 // int32 -> float, two scalings, the offset term, the bias) and a parallel region for each, plus one per group's
 // matmul, and more for what follows it (the activation; the residual add and the LayerNorm). project does a whole
 // projection in one parallel region: each thread takes blocks of rows and, per group, quantizes them in one pass
-// per row, multiplies them in int8 (single-threaded inside the region) and dequantizes the result in one pass per
-// row while it is in cache, adding the residual or applying the activation there; once a block's groups are done,
-// its whole rows get their LayerNorm.
+// per row and multiplies them in int8 (single-threaded inside the region); once a block's groups are done, its
+// whole rows get their LayerNorm.
 // Where the CPU has AVX-512 VNNI the int8 matmul is our own (vnni_matmul: unsigned 8-bit inputs times the signed
-// weights packed by pack_weight, vpdpbusd into int32 registers); elsewhere it is torch._int_mm on signed inputs.
+// weights packed by pack_weight, vpdpbusd into int32 registers), and each tile of 6 rows x 32 columns is finished
+// in registers before it is stored: the spans' scales and offsets, the fp32 outlier channels, the bias, the
+// residual and the activation. Elsewhere the matmul is torch._int_mm on signed inputs, and the rest follows row
+// by row while the rows are in cache.
 // Built on first use by squeezebert.kernels with -O3 -march=native; the AVX-512 branches are compiled only where
 // the CPU has AVX-512, the scalar loops elsewhere (and torch._int_mm picks its own path from the CPU).
 
@@ -34,6 +36,7 @@ namespace {
 
 constexpr int64_t kBlockRows = 128;        // at most this many rows per block (its buffers stay in L2)
 constexpr int64_t kMinBlockOps = 1 << 21;  // below about this many multiply-adds per thread, fewer blocks
+constexpr int64_t kPanel = 32;             // output channels per panel of packed weights: two 16-lane registers
 
 void check_rows(const torch::Tensor& t, const char* name, int64_t dim) {
   TORCH_CHECK(t.device().is_cpu(), name, " must be on the CPU");
@@ -87,107 +90,241 @@ void quantize_row(const float* in, const float* mask, int64_t width, int zero, u
   *offset = low + static_cast<float>(zero) * step;
 }
 
-#if defined(SQUEEZEBERT_VNNI)
-constexpr int64_t kPanel = 64;  // output channels per packed panel: four 16-lane registers
-constexpr int kTileRows = 6;    // rows per tile: 6 x 4 int32 accumulators + 4 weight registers + 1 broadcast < 32
+// ----------------------------------------------------------------------------------------------------------------
+// Activations, applied to the output while it is in registers (the VNNI tile) or in cache (a row).
 
-// The scales of one panel's spans: per row r (of the tile) and span t the activations' scale s[r * spans + t] and
-// offset o[r * spans + t]; per span t the weights' scales steps[t * ld + n] and offset weights offsets[t * ld + n]
-// (their sums times their scales) for the panel's columns n < width (beyond: padding, read as 0).
-struct SpanScales {
+enum class Activation { kNone, kGelu, kGeluTanh, kRelu };
+
+Activation parse_activation(const std::string& name) {
+  if (name.empty()) return Activation::kNone;
+  if (name == "gelu") return Activation::kGelu;
+  if (name == "gelu_tanh") return Activation::kGeluTanh;
+  if (name == "relu") return Activation::kRelu;
+  TORCH_CHECK(false, "activation must be '', 'gelu', 'gelu_tanh' or 'relu', got '", name, "'");
+}
+
+#if defined(__AVX512F__)
+// 1 / d for d >= 1: the 14-bit estimate and one Newton step (relative error about 2^-24, a division's rounding
+// otherwise; the division itself would cost as much as the rest of the GELU).
+__m512 reciprocal(__m512 d) {
+  const __m512 r = _mm512_rcp14_ps(d);
+  return _mm512_fmadd_ps(r, _mm512_fnmadd_ps(d, r, _mm512_set1_ps(1.0f)), r);
+}
+
+// e^v for v <= 0 (to 0 below -87): 2^n * p(r), v = n ln 2 + r with |r| <= ln 2 / 2, p of degree 7 (Taylor's
+// coefficients: the truncation error r^8 / 8! < 6e-9 relative), ln 2 split in two for an exact r.
+__m512 exp_nonpositive(__m512 v) {
+  v = _mm512_max_ps(v, _mm512_set1_ps(-87.0f));
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(v, _mm512_set1_ps(1.44269504088896341f)), 0);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), v);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.42860682030941723212e-6f), r);
+  __m512 p = _mm512_set1_ps(1.0f / 5040.0f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 720.0f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120.0f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24.0f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6.0f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+  return _mm512_scalef_ps(p, n);
+}
+
+// x * Phi(x) = x / 2 * (1 + erf(x / sqrt 2)) through erfc(z), z = |x| / sqrt 2: erfc(z) = t q(t) e^(-z^2) with
+// t = 1 / (1 + p z) and q of degree 4 (Abramowitz and Stegun 7.1.26, absolute error below 1.5e-7; torch's own
+// vectorized erf is of the same kind). For x < 0 the factor 1 + erf(x / sqrt 2) is erfc(z) itself (no
+// cancellation), for x >= 0 it is 2 - erfc(z).
+__m512 gelu16(__m512 x) {
+  const __m512 z = _mm512_mul_ps(_mm512_abs_ps(x), _mm512_set1_ps(0.70710678118654752f));
+  const __m512 t = reciprocal(_mm512_fmadd_ps(z, _mm512_set1_ps(0.3275911f), _mm512_set1_ps(1.0f)));
+  __m512 q = _mm512_set1_ps(1.061405429f);
+  q = _mm512_fmadd_ps(q, t, _mm512_set1_ps(-1.453152027f));
+  q = _mm512_fmadd_ps(q, t, _mm512_set1_ps(1.421413741f));
+  q = _mm512_fmadd_ps(q, t, _mm512_set1_ps(-0.284496736f));
+  q = _mm512_fmadd_ps(q, t, _mm512_set1_ps(0.254829592f));
+  const __m512 erfc = _mm512_mul_ps(_mm512_mul_ps(q, t), exp_nonpositive(_mm512_fnmadd_ps(z, z, _mm512_setzero_ps())));
+  const __mmask16 negative = _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_LT_OQ);
+  const __m512 factor = _mm512_mask_blend_ps(negative, _mm512_sub_ps(_mm512_set1_ps(2.0f), erfc), erfc);
+  return _mm512_mul_ps(_mm512_mul_ps(x, _mm512_set1_ps(0.5f)), factor);
+}
+
+// x / 2 * (1 + tanh(u)), u = sqrt(2 / pi) (x + 0.044715 x^3); 1 + tanh(u) = 2 / (1 + e^(-2u)), written with
+// e = e^(-2|u|) <= 1 as 2 / (1 + e) for u >= 0 and 2 e / (1 + e) for u < 0.
+__m512 gelu_tanh16(__m512 x) {
+  const __m512 x3 = _mm512_mul_ps(_mm512_mul_ps(x, x), x);
+  const __m512 u = _mm512_mul_ps(_mm512_fmadd_ps(x3, _mm512_set1_ps(0.044715f), x),
+                                 _mm512_set1_ps(0.79788456080286536f));
+  const __m512 e = exp_nonpositive(_mm512_mul_ps(_mm512_abs_ps(u), _mm512_set1_ps(-2.0f)));
+  const __m512 inverse = reciprocal(_mm512_add_ps(_mm512_set1_ps(1.0f), e));  // 1 / (1 + e)
+  const __m512 two = _mm512_add_ps(inverse, inverse);
+  const __mmask16 negative = _mm512_cmp_ps_mask(u, _mm512_setzero_ps(), _CMP_LT_OQ);
+  const __m512 factor = _mm512_mask_mul_ps(two, negative, two, e);
+  return _mm512_mul_ps(_mm512_mul_ps(x, _mm512_set1_ps(0.5f)), factor);
+}
+
+__m512 activate16(__m512 v, Activation activation) {
+  switch (activation) {
+    case Activation::kGelu: return gelu16(v);
+    case Activation::kGeluTanh: return gelu_tanh16(v);
+    case Activation::kRelu: return _mm512_max_ps(v, _mm512_setzero_ps());
+    default: return v;
+  }
+}
+#endif
+
+float gelu1(float x) { return 0.5f * x * (1.0f + std::erf(x * 0.70710678118654752f)); }
+float gelu_tanh1(float x) {
+  return 0.5f * x * (1.0f + std::tanh(0.79788456080286536f * (x + 0.044715f * x * x * x)));
+}
+
+void activate_row(float* y, int64_t width, Activation activation) {
+  if (activation == Activation::kNone) return;
+  if (activation == Activation::kRelu) {
+    for (int64_t n = 0; n < width; ++n) y[n] = std::max(y[n], 0.0f);
+    return;
+  }
+  int64_t n = 0;
+#if defined(__AVX512F__)
+  for (; n + 16 <= width; n += 16) _mm512_storeu_ps(y + n, activate16(_mm512_loadu_ps(y + n), activation));
+#endif
+  for (; n < width; ++n) y[n] = activation == Activation::kGelu ? gelu1(y[n]) : gelu_tanh1(y[n]);
+}
+
+#if defined(SQUEEZEBERT_VNNI)
+constexpr int kTileRows = 6;    // rows per tile: 6 x 2 int32 and 6 x 2 float accumulators, 2 weights, 1 broadcast
+
+// The lanes of a 16-column register that hold real columns when `left` columns are left (all for 16 or more).
+__mmask16 lanes_of(int64_t left) {
+  return static_cast<__mmask16>((1u << std::clamp<int64_t>(left, 0, 16)) - 1u);
+}
+
+// What a tile of rows of one panel needs besides its 8-bit rows and packed weights, and where its output goes.
+// Per row r and span t: the activations' scale s[r * spans + t] and offset o[r * spans + t]; per row r and outlier
+// j: the outlier input picked[r * count + j]; per row: its base row base + r * base_row (null: none) and output row
+// y + r * y_row. Per span t and column n < width (beyond: padding, read as 0): the weights' scales
+// steps[t * ld + n] and offset weights offsets[t * ld + n] (the sums of the span's levels times the scales); per
+// outlier j: outlier_weight[j * ld + n]; bias[n] (null: none).
+struct Tile {
   const float* s;
   const float* o;
   int64_t spans;
+  const float* picked;
+  int64_t count;
   const float* steps;
   const float* offsets;
+  const float* outlier_weight;
+  const float* bias;
   int64_t ld;
   int64_t width;
+  const float* base;
+  int64_t base_row;
+  float* y;
+  int64_t y_row;
+  Activation activation;
+
+  Tile rows_from(int64_t first) const {  // the same columns, from row `first` on
+    Tile t = *this;
+    t.s += first * spans;
+    t.o += first * spans;
+    t.picked += first * count;
+    if (base != nullptr) t.base += first * base_row;
+    t.y += first * y_row;
+    return t;
+  }
+
+  Tile columns_from(int64_t first) const {  // the same rows, from column `first` on
+    Tile t = *this;
+    t.steps += first;
+    t.offsets += first;
+    t.outlier_weight += first;
+    if (bias != nullptr) t.bias += first;
+    if (base != nullptr) t.base += first;
+    t.y += first;
+    t.width -= first;
+    return t;
+  }
 };
 
-// One span t of a tile: c (Rows rows of 64 floats, row stride ldc) (+)= s * steps * acc + o * offsets, acc the
-// rows' int32 product with the span's steps k4 in [k0, k1) of one packed panel b (k4, 64, 4): vpdpbusd adds four
-// u8 x s8 products per int32 lane, and the sums are folded into c (written for the first span, added later).
-template <int Rows>
-void vnni_span(const uint8_t* a, int64_t lda, const int8_t* b, int64_t k0, int64_t k1, const SpanScales& sc,
-               int64_t t, float* c, int64_t ldc) {
-  __m512i acc[Rows][4];
-  for (int r = 0; r < Rows; ++r) {
-    for (int j = 0; j < 4; ++j) acc[r][j] = _mm512_setzero_si512();
-  }
-  const int8_t* w = b + k0 * 4 * kPanel;
-  for (int64_t k = k0; k < k1; ++k, w += 4 * kPanel) {
-    const __m512i w0 = _mm512_loadu_si512(w), w1 = _mm512_loadu_si512(w + 64);
-    const __m512i w2 = _mm512_loadu_si512(w + 128), w3 = _mm512_loadu_si512(w + 192);
-    for (int r = 0; r < Rows; ++r) {
-      int32_t four;  // the row's four input bytes 4k .. 4k+3, broadcast to every lane
-      std::memcpy(&four, a + r * lda + 4 * k, sizeof(four));
-      const __m512i x = _mm512_set1_epi32(four);
-      acc[r][0] = _mm512_dpbusd_epi32(acc[r][0], x, w0);
-      acc[r][1] = _mm512_dpbusd_epi32(acc[r][1], x, w1);
-      acc[r][2] = _mm512_dpbusd_epi32(acc[r][2], x, w2);
-      acc[r][3] = _mm512_dpbusd_epi32(acc[r][3], x, w3);
-    }
-  }
-  // through L1 (kept in registers across the fold, the accumulators spill inside the loop above with GCC 12)
-  alignas(64) int32_t sums[Rows][kPanel];
-  for (int r = 0; r < Rows; ++r) {
-    for (int j = 0; j < 4; ++j) _mm512_store_si512(sums[r] + 16 * j, acc[r][j]);
-  }
-  const float* steps = sc.steps + t * sc.ld;
-  const float* offsets = sc.offsets + t * sc.ld;
-  __m512 step[4], offset_weight[4];  // the span's weight scales and offset weights of the panel's 64 columns
-  for (int j = 0; j < 4; ++j) {
-    const auto mask = static_cast<__mmask16>((1u << std::clamp<int64_t>(sc.width - 16 * j, 0, 16)) - 1u);
-    step[j] = _mm512_maskz_loadu_ps(mask, steps + 16 * j);
-    offset_weight[j] = _mm512_maskz_loadu_ps(mask, offsets + 16 * j);
-  }
-  for (int r = 0; r < Rows; ++r) {
-    const __m512 scale = _mm512_set1_ps(sc.s[r * sc.spans + t]), offset = _mm512_set1_ps(sc.o[r * sc.spans + t]);
-    for (int j = 0; j < 4; ++j) {
-      float* out = c + r * ldc + 16 * j;
-      const __m512 before = t == 0 ? _mm512_setzero_ps() : _mm512_loadu_ps(out);
-      const __m512 product = _mm512_cvtepi32_ps(_mm512_load_si512(sums[r] + 16 * j));
-      const __m512 shifted = _mm512_fmadd_ps(offset, offset_weight[j], before);
-      _mm512_storeu_ps(out, _mm512_fmadd_ps(product, _mm512_mul_ps(scale, step[j]), shifted));
-    }
-  }
+// acc + the four u8 x s8 products of x and w in each int32 lane (vpdpbusd). Written as an asm statement: around
+// the intrinsic, GCC 12 copies every accumulator to another register and back at each step of the inner loop.
+__m512i dpbusd(__m512i acc, __m512i x, __m512i w) {
+  asm("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(x), "v"(w));
+  return acc;
 }
 
-// c (Rows rows of 64 floats) = the rows' dequantized product with one packed panel b (k4, 64, 4), span by span of
-// span4 steps.
+// Rows rows times one packed panel b (k4, 32, 4), finished: y = act(base + sum over spans t of (s_t * steps_t *
+// (a_t @ b_t) + o_t * offsets_t) + picked @ outlier_weight + bias). Each span's product a_t @ b_t (span4 steps of
+// four input channels) is summed in int32 registers and folded into the rows' float sums, which are kept from the
+// first span to the store (in registers, or in L1 where the compiler runs out of them).
 template <int Rows>
-void vnni_tile(const uint8_t* a, int64_t lda, const int8_t* b, int64_t k4, int64_t span4, const SpanScales& sc,
-               float* c, int64_t ldc) {
+void vnni_tile(const uint8_t* a, int64_t lda, const int8_t* b, int64_t k4, int64_t span4, const Tile& tile) {
+  const __mmask16 lanes[2] = {lanes_of(tile.width), lanes_of(tile.width - 16)};
+  auto columns = [&](const float* row, int j) { return _mm512_maskz_loadu_ps(lanes[j], row + 16 * j); };
+  __m512 y[Rows][2];
+  for (int r = 0; r < Rows; ++r) y[r][0] = y[r][1] = _mm512_setzero_ps();
   for (int64_t t = 0, k0 = 0; k0 < k4; ++t, k0 += span4) {
-    vnni_span<Rows>(a, lda, b, k0, std::min(k0 + span4, k4), sc, t, c, ldc);
+    __m512i acc[Rows][2];
+    for (int r = 0; r < Rows; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_si512();
+    const int8_t* w = b + k0 * 4 * kPanel;
+    for (int64_t k = k0, k1 = std::min(k0 + span4, k4); k < k1; ++k, w += 4 * kPanel) {
+      const __m512i w0 = _mm512_loadu_si512(w), w1 = _mm512_loadu_si512(w + 64);
+      for (int r = 0; r < Rows; ++r) {
+        int32_t four;  // the row's four input bytes 4k .. 4k+3, broadcast to every lane
+        std::memcpy(&four, a + r * lda + 4 * k, sizeof(four));
+        const __m512i x = _mm512_set1_epi32(four);
+        acc[r][0] = dpbusd(acc[r][0], x, w0);
+        acc[r][1] = dpbusd(acc[r][1], x, w1);
+      }
+    }
+    const float* steps = tile.steps + t * tile.ld;
+    const float* offsets = tile.offsets + t * tile.ld;
+    const __m512 step[2] = {columns(steps, 0), columns(steps, 1)};
+    const __m512 offset_weight[2] = {columns(offsets, 0), columns(offsets, 1)};
+    for (int r = 0; r < Rows; ++r) {
+      const __m512 scale = _mm512_set1_ps(tile.s[r * tile.spans + t]);
+      const __m512 offset = _mm512_set1_ps(tile.o[r * tile.spans + t]);
+      for (int j = 0; j < 2; ++j) {
+        y[r][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[r][j]), _mm512_mul_ps(scale, step[j]), y[r][j]);
+        y[r][j] = _mm512_fmadd_ps(offset, offset_weight[j], y[r][j]);
+      }
+    }
+  }
+  for (int64_t j = 0; j < tile.count; ++j) {  // the outlier channels, in fp32
+    const __m512 w0 = columns(tile.outlier_weight + j * tile.ld, 0), w1 = columns(tile.outlier_weight + j * tile.ld, 1);
+    for (int r = 0; r < Rows; ++r) {
+      const __m512 p = _mm512_set1_ps(tile.picked[r * tile.count + j]);
+      y[r][0] = _mm512_fmadd_ps(p, w0, y[r][0]);
+      y[r][1] = _mm512_fmadd_ps(p, w1, y[r][1]);
+    }
+  }
+  for (int r = 0; r < Rows; ++r) {
+    for (int j = 0; j < 2; ++j) {
+      __m512 v = y[r][j];
+      if (tile.bias != nullptr) v = _mm512_add_ps(v, columns(tile.bias, j));
+      if (tile.base != nullptr) v = _mm512_add_ps(columns(tile.base + r * tile.base_row, j), v);
+      _mm512_mask_storeu_ps(tile.y + r * tile.y_row + 16 * j, lanes[j], activate16(v, tile.activation));
+    }
   }
 }
 
-// c (rows, 64 * panels) float = the dequantized product of a (rows, 4 * k4 u8; spans of 4 * span4 channels, their
-// scales and offsets s, o: (rows, spans)) with the packed weight (panels, k4, 64, 4) s8 whose spans' scales and
-// offset weights are (spans, width); panel by panel, so that each panel's K x 64 bytes stay in L1/L2 while every
-// row tile passes over it.
+// The rows of a (rows, 4 * k4 u8, spans of 4 * span4 channels) times the packed weight (panels, k4, 32, 4) s8,
+// finished by vnni_tile: panel by panel, so that each panel's K x 32 bytes stay in L1 while every row tile passes
+// over it.
 void vnni_matmul(const uint8_t* a, int64_t lda, int64_t rows, const int8_t* packed, int64_t panels, int64_t k4,
-                 int64_t span4, const float* s, const float* o, int64_t spans, const float* steps,
-                 const float* offsets, int64_t width, float* c, int64_t ldc) {
+                 int64_t span4, const Tile& tile) {
   for (int64_t p = 0; p < panels; ++p) {
     const int8_t* b = packed + p * k4 * 4 * kPanel;
-    auto scales = [&](int64_t first) {
-      return SpanScales{s + first * spans, o + first * spans, spans, steps + p * kPanel, offsets + p * kPanel, width,
-                        width - p * kPanel};
-    };
+    const Tile panel = tile.columns_from(p * kPanel);
     int64_t r = 0;
     for (; r + kTileRows <= rows; r += kTileRows) {
-      vnni_tile<kTileRows>(a + r * lda, lda, b, k4, span4, scales(r), c + r * ldc + p * kPanel, ldc);
+      vnni_tile<kTileRows>(a + r * lda, lda, b, k4, span4, panel.rows_from(r));
     }
     const uint8_t* a_left = a + r * lda;
-    float* c_left = c + r * ldc + p * kPanel;
     switch (rows - r) {
-      case 5: vnni_tile<5>(a_left, lda, b, k4, span4, scales(r), c_left, ldc); break;
-      case 4: vnni_tile<4>(a_left, lda, b, k4, span4, scales(r), c_left, ldc); break;
-      case 3: vnni_tile<3>(a_left, lda, b, k4, span4, scales(r), c_left, ldc); break;
-      case 2: vnni_tile<2>(a_left, lda, b, k4, span4, scales(r), c_left, ldc); break;
-      case 1: vnni_tile<1>(a_left, lda, b, k4, span4, scales(r), c_left, ldc); break;
+      case 5: vnni_tile<5>(a_left, lda, b, k4, span4, panel.rows_from(r)); break;
+      case 4: vnni_tile<4>(a_left, lda, b, k4, span4, panel.rows_from(r)); break;
+      case 3: vnni_tile<3>(a_left, lda, b, k4, span4, panel.rows_from(r)); break;
+      case 2: vnni_tile<2>(a_left, lda, b, k4, span4, panel.rows_from(r)); break;
+      case 1: vnni_tile<1>(a_left, lda, b, k4, span4, panel.rows_from(r)); break;
       default: break;
     }
   }
@@ -222,92 +359,6 @@ void finish_row(float* v, const float* picked, int64_t count, const float* outli
   } else {
     std::memcpy(y, v, width * sizeof(float));
   }
-}
-
-// ----------------------------------------------------------------------------------------------------------------
-// Activations applied to a row of output in place, while it is in cache.
-
-enum class Activation { kNone, kGelu, kGeluTanh, kRelu };
-
-Activation parse_activation(const std::string& name) {
-  if (name.empty()) return Activation::kNone;
-  if (name == "gelu") return Activation::kGelu;
-  if (name == "gelu_tanh") return Activation::kGeluTanh;
-  if (name == "relu") return Activation::kRelu;
-  TORCH_CHECK(false, "activation must be '', 'gelu', 'gelu_tanh' or 'relu', got '", name, "'");
-}
-
-#if defined(__AVX512F__)
-// e^v for v <= 0 (to 0 below -87): 2^n * p(r), v = n ln 2 + r with |r| <= ln 2 / 2, p of degree 7 (Taylor's
-// coefficients: the truncation error r^8 / 8! < 6e-9 relative), ln 2 split in two for an exact r.
-__m512 exp_nonpositive(__m512 v) {
-  v = _mm512_max_ps(v, _mm512_set1_ps(-87.0f));
-  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(v, _mm512_set1_ps(1.44269504088896341f)), 0);
-  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), v);
-  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.42860682030941723212e-6f), r);
-  __m512 p = _mm512_set1_ps(1.0f / 5040.0f);
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 720.0f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120.0f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24.0f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6.0f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-  return _mm512_scalef_ps(p, n);
-}
-
-// x * Phi(x) = x / 2 * (1 + erf(x / sqrt 2)) through erfc(z), z = |x| / sqrt 2: erfc(z) = t q(t) e^(-z^2) with
-// t = 1 / (1 + p z) and q of degree 4 (Abramowitz and Stegun 7.1.26, absolute error below 1.5e-7; torch's own
-// vectorized erf is of the same kind). For x < 0 the factor 1 + erf(x / sqrt 2) is erfc(z) itself (no
-// cancellation), for x >= 0 it is 2 - erfc(z).
-__m512 gelu16(__m512 x) {
-  const __m512 z = _mm512_mul_ps(_mm512_abs_ps(x), _mm512_set1_ps(0.70710678118654752f));
-  const __m512 t = _mm512_div_ps(_mm512_set1_ps(1.0f), _mm512_fmadd_ps(z, _mm512_set1_ps(0.3275911f),
-                                                                        _mm512_set1_ps(1.0f)));
-  __m512 q = _mm512_set1_ps(1.061405429f);
-  q = _mm512_fmadd_ps(q, t, _mm512_set1_ps(-1.453152027f));
-  q = _mm512_fmadd_ps(q, t, _mm512_set1_ps(1.421413741f));
-  q = _mm512_fmadd_ps(q, t, _mm512_set1_ps(-0.284496736f));
-  q = _mm512_fmadd_ps(q, t, _mm512_set1_ps(0.254829592f));
-  const __m512 erfc = _mm512_mul_ps(_mm512_mul_ps(q, t), exp_nonpositive(_mm512_fnmadd_ps(z, z, _mm512_setzero_ps())));
-  const __mmask16 negative = _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_LT_OQ);
-  const __m512 factor = _mm512_mask_blend_ps(negative, _mm512_sub_ps(_mm512_set1_ps(2.0f), erfc), erfc);
-  return _mm512_mul_ps(_mm512_mul_ps(x, _mm512_set1_ps(0.5f)), factor);
-}
-
-// x / 2 * (1 + tanh(u)), u = sqrt(2 / pi) (x + 0.044715 x^3); 1 + tanh(u) = 2 / (1 + e^(-2u)), written with
-// e = e^(-2|u|) <= 1 as 2 / (1 + e) for u >= 0 and 2 e / (1 + e) for u < 0.
-__m512 gelu_tanh16(__m512 x) {
-  const __m512 x3 = _mm512_mul_ps(_mm512_mul_ps(x, x), x);
-  const __m512 u = _mm512_mul_ps(_mm512_fmadd_ps(x3, _mm512_set1_ps(0.044715f), x),
-                                 _mm512_set1_ps(0.79788456080286536f));
-  const __m512 e = exp_nonpositive(_mm512_mul_ps(_mm512_abs_ps(u), _mm512_set1_ps(-2.0f)));
-  const __m512 two = _mm512_div_ps(_mm512_set1_ps(2.0f), _mm512_add_ps(_mm512_set1_ps(1.0f), e));
-  const __mmask16 negative = _mm512_cmp_ps_mask(u, _mm512_setzero_ps(), _CMP_LT_OQ);
-  const __m512 factor = _mm512_mask_mul_ps(two, negative, two, e);
-  return _mm512_mul_ps(_mm512_mul_ps(x, _mm512_set1_ps(0.5f)), factor);
-}
-#endif
-
-float gelu1(float x) { return 0.5f * x * (1.0f + std::erf(x * 0.70710678118654752f)); }
-float gelu_tanh1(float x) {
-  return 0.5f * x * (1.0f + std::tanh(0.79788456080286536f * (x + 0.044715f * x * x * x)));
-}
-
-void activate_row(float* y, int64_t width, Activation activation) {
-  if (activation == Activation::kNone) return;
-  if (activation == Activation::kRelu) {
-    for (int64_t n = 0; n < width; ++n) y[n] = std::max(y[n], 0.0f);
-    return;
-  }
-  int64_t n = 0;
-#if defined(__AVX512F__)
-  for (; n + 16 <= width; n += 16) {
-    const __m512 v = _mm512_loadu_ps(y + n);
-    _mm512_storeu_ps(y + n, activation == Activation::kGelu ? gelu16(v) : gelu_tanh16(v));
-  }
-#endif
-  for (; n < width; ++n) y[n] = activation == Activation::kGelu ? gelu1(y[n]) : gelu_tanh1(y[n]);
 }
 
 // LayerNorm of one row in place: (y - mean) / sqrt(var + eps) * weight + bias, the (biased) variance from a
@@ -371,15 +422,15 @@ bool vnni() {
 #endif
 }
 
-// The layout vnni_matmul reads: weight (G, K, N) int8 -> (G, ceil(N / 64), ceil(K / 4), 64, 4), zero-padded, so
+// The layout vnni_matmul reads: weight (G, K, N) int8 -> (G, ceil(N / 32), ceil(K / 4), 32, 4), zero-padded, so
 // that one 64-byte load holds four consecutive input channels of 16 output channels.
 torch::Tensor pack_weight(const torch::Tensor& weight) {
   TORCH_CHECK(weight.dim() == 3 && weight.scalar_type() == torch::kChar, "weight must be int8 (groups, in, out)");
   const int64_t groups = weight.size(0), width = weight.size(1), cout = weight.size(2);
-  const int64_t k4 = (width + 3) / 4, panels = (cout + 63) / 64;
-  auto padded = torch::zeros({groups, 4 * k4, 64 * panels}, weight.options());
+  const int64_t k4 = (width + 3) / 4, panels = (cout + kPanel - 1) / kPanel;
+  auto padded = torch::zeros({groups, 4 * k4, kPanel * panels}, weight.options());
   padded.narrow(1, 0, width).narrow(2, 0, cout).copy_(weight);
-  return padded.view({groups, k4, 4, panels, 64}).permute({0, 3, 1, 4, 2}).contiguous();
+  return padded.view({groups, k4, 4, panels, kPanel}).permute({0, 3, 1, 4, 2}).contiguous();
 }
 
 // A whole int8 projection in one parallel region. x (G, T, K) float32 with contiguous rows; keep: empty, or (G, K)
@@ -411,12 +462,12 @@ void project(const torch::Tensor& x, const torch::Tensor& keep, const torch::Ten
   const int64_t groups = x.size(0), rows = x.size(1), width = x.size(2), cout = weight.size(2);
   TORCH_CHECK(weight.size(0) == groups && weight.size(1) == width, "weight must be (groups, in / groups, out)");
   TORCH_CHECK(out.size(0) == groups && out.size(1) == rows && out.size(2) == cout, "out must be (groups, rows, out)");
-  const int64_t k4 = (width + 3) / 4, panels = (cout + 63) / 64;
+  const int64_t k4 = (width + 3) / 4, panels = (cout + kPanel - 1) / kPanel;
   const bool use_vnni = packed.numel() > 0;
   if (use_vnni) {
     TORCH_CHECK(vnni(), "packed weights need the AVX-512 VNNI kernel, which this CPU build does not have");
     TORCH_CHECK(packed.is_contiguous() && packed.scalar_type() == torch::kChar &&
-                    packed.sizes() == torch::IntArrayRef({groups, panels, k4, 64, 4}),
+                    packed.sizes() == torch::IntArrayRef({groups, panels, k4, kPanel, 4}),
                 "packed must be pack_weight(weight)");
   }
   const float* keep_data = check_keep(keep, groups, width);
@@ -456,9 +507,9 @@ void project(const torch::Tensor& x, const torch::Tensor& keep, const torch::Ten
   const int64_t blocks = (rows + block - 1) / block;
 
   // The 8-bit rows: unsigned levels (zero point 0) for vnni_matmul, padded to whole groups of four input
-  // channels; signed ones (zero point 128) for torch._int_mm. The int32 product rows: whole 64-column panels.
+  // channels; signed ones (zero point 128) for torch._int_mm.
   const int zero = use_vnni ? 0 : 128;
-  const int64_t q_width = use_vnni ? 4 * k4 : width, acc_width = use_vnni ? 64 * panels : cout;
+  const int64_t q_width = use_vnni ? 4 * k4 : width;
   const float* x_data = x.data_ptr<float>();
   const int64_t* index = outliers.data_ptr<int64_t>();
   float* out_data = out.data_ptr<float>();
@@ -468,11 +519,14 @@ void project(const torch::Tensor& x, const torch::Tensor& keep, const torch::Ten
   const int64_t res_group = has_residual ? residual.stride(0) : 0, res_row = has_residual ? residual.stride(1) : 0;
   at::parallel_for(0, blocks, 1, [&](int64_t begin, int64_t end) {
     auto q = torch::zeros({block, q_width}, x.options().dtype(torch::kChar));
-    auto acc = torch::empty({use_vnni ? 0 : block, acc_width}, x.options().dtype(torch::kInt));  // torch._int_mm's
+    // torch._int_mm's int32 products and their folded sums (vnni_matmul keeps them in registers)
+    const int64_t int_mm_rows = use_vnni ? 0 : block;
+    auto acc = torch::empty({int_mm_rows, cout}, x.options().dtype(torch::kInt));
+    std::vector<float> folded(int_mm_rows * cout);
     uint8_t* q_data = reinterpret_cast<uint8_t*>(q.data_ptr<int8_t>());
     int32_t* acc_data = acc.data_ptr<int32_t>();
-    // per row and span: the activations' scale and offset; per row: the outlier inputs and the folded product
-    std::vector<float> scales(block * spans), offsets(block * spans), picked(block * count), folded(block * acc_width);
+    // per row and span: the activations' scale and offset; per row: the outlier inputs
+    std::vector<float> scales(block * spans), offsets(block * spans), picked(block * count);
     for (int64_t b = begin; b < end; ++b) {
       const int64_t first = b * block, n = std::min(block, rows - first);
       for (int64_t g = 0; g < groups; ++g) {
@@ -488,31 +542,33 @@ void project(const torch::Tensor& x, const torch::Tensor& keep, const torch::Ten
         }
         const float* steps = weight_scale.data_ptr<float>() + g * spans * cout;
         const float* offset_rows = weight_offset.data_ptr<float>() + g * spans * cout;
-        if (use_vnni) {  // every span's int8 product, folded tile by tile
+        const float* outlier_rows = outlier_weight.data_ptr<float>() + g * count * cout;
+        const float* group_bias = bias_data != nullptr ? bias_data + g * cout : nullptr;
+        float* y = out_data + g * out_group + first * out_row;
+        const float* base = has_residual ? residual_data + g * res_group + first * res_row : nullptr;
+        if (use_vnni) {  // the whole output, tile by tile
 #if defined(SQUEEZEBERT_VNNI)
-          vnni_matmul(q_data, q_width, n, packed[g].data_ptr<int8_t>(), panels, k4, span_vnni / 4, scales.data(),
-                      offsets.data(), spans, steps, offset_rows, cout, folded.data(), acc_width);
+          const Tile tile{scales.data(), offsets.data(), spans, picked.data(), count, steps, offset_rows,
+                          outlier_rows, group_bias, cout, cout, base, res_row, y, out_row, act};
+          vnni_matmul(q_data, q_width, n, packed.data_ptr<int8_t>() + g * panels * k4 * 4 * kPanel, panels, k4,
+                      span_vnni / 4, tile);
 #endif
-        } else {  // each span's int8 product, folded into the rows' float sums
+        } else {  // each span's int8 product, folded into the rows' float sums, then the rest row by row
           for (int64_t s = 0; s < spans; ++s) {
             const int64_t start = s * span, length = std::min(span, width - start);
             auto acc_rows = acc.narrow(0, 0, n);
             at::_int_mm_out(acc_rows, q.narrow(0, 0, n).narrow(1, start, length).contiguous(),
                             weight[g].narrow(0, start, length).contiguous());
             for (int64_t r = 0; r < n; ++r) {
-              fold_span(acc_data + r * acc_width, scales[r * spans + s], offsets[r * spans + s], steps + s * cout,
-                        offset_rows + s * cout, cout, s == 0, folded.data() + r * acc_width);
+              fold_span(acc_data + r * cout, scales[r * spans + s], offsets[r * spans + s], steps + s * cout,
+                        offset_rows + s * cout, cout, s == 0, folded.data() + r * cout);
             }
           }
-        }
-        const float* outlier_rows = outlier_weight.data_ptr<float>() + g * count * cout;
-        const float* group_bias = bias_data != nullptr ? bias_data + g * cout : nullptr;
-        for (int64_t r = 0; r < n; ++r) {
-          float* y = out_data + g * out_group + (first + r) * out_row;
-          const float* base = has_residual ? residual_data + g * res_group + (first + r) * res_row : nullptr;
-          finish_row(folded.data() + r * acc_width, picked.data() + r * count, count, outlier_rows, group_bias, cout,
-                     base, y);
-          activate_row(y, cout, act);
+          for (int64_t r = 0; r < n; ++r) {
+            finish_row(folded.data() + r * cout, picked.data() + r * count, count, outlier_rows, group_bias, cout,
+                       base != nullptr ? base + r * res_row : nullptr, y + r * out_row);
+            activate_row(y + r * out_row, cout, act);
+          }
         }
       }
       if (has_norm) {  // the block's rows are whole now
