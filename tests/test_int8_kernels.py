@@ -129,7 +129,7 @@ def test_pack_weight_layout(kernels):
 
 def test_project_rejects_bad_tensors(kernels):
     q = random_projection(1, 16, 8, 0, seed=0)
-    weights = (q.weight_int8, q.weight_packed, q.weight_offset, q.weight_scale, q.bias, q.outlier_weight)
+    weights = q._arguments()[2:]  # weight, packed, weight_offset, weight_scale, bias and the outlier weights
     x, out, none = torch.zeros(1, 2, 16), torch.zeros(1, 2, 8), torch.zeros(1, 0, dtype=torch.long)
     norm = (torch.ones(8), torch.zeros(8), 1e-12)
     no_norm = (NONE, NONE, 0.0)
@@ -190,6 +190,21 @@ def test_residual_norm_matches_the_pytorch_path(kernels, groups, tokens, monkeyp
     diff = (fused - expected).abs().amax(-1)
     assert (diff <= float_bound + level).all()
     assert F.cosine_similarity(fused, expected, dim=-1).min() > 1 - 1e-6
+
+
+def test_loading_a_state_dict_repacks_the_weights(kernels):
+    """The packed weights are derived, not saved: a quantized model that loads another's state dict computes what
+    the other computes (its packed weights and outlier levels follow the loaded int8 weights)."""
+    config = tiny_config(**PAPER_128)
+    torch.manual_seed(0)
+    source = squeezebert.quantize_dynamic(squeezebert.SqueezeBertModel(config).eval())
+    target = squeezebert.quantize_dynamic(squeezebert.SqueezeBertModel(config).eval())
+    ids = torch.randint(0, 100, (2, 24), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected = source(input_ids=ids).last_hidden_state
+        assert not torch.equal(target(input_ids=ids).last_hidden_state, expected)
+        target.load_state_dict(source.state_dict())
+        assert torch.equal(target(input_ids=ids).last_hidden_state, expected)
 
 
 def test_model_with_kernels_matches_the_pytorch_path(kernels, monkeypatch):

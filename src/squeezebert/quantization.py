@@ -213,10 +213,6 @@ class Int8Projection(nn.Module):
             weight = weight.scatter(1, rows, outlier_weight)
             weight_int8, scale, outlier_weight = gptq_round(weight, gram, outliers, self.span)
         self.register_buffer("weight_int8", weight_int8.to(torch.int8).contiguous())
-        # the same levels in the layout of the kernels' VNNI matmul, where it was compiled (derived: not saved)
-        kernels = int8_kernels(build=False)
-        packed = kernels.pack_weight(self.weight_int8) if kernels is not None and kernels.vnni() else None
-        self.register_buffer("weight_packed", torch.empty(0, dtype=torch.int8) if packed is None else packed, False)
         self.register_buffer("weight_scale", scale.contiguous())  # (G, spans, cout)
         # s_w * sum_k W_q[k, n] over each span's rows: what multiplies the span's activation offset
         self.register_buffer("weight_offset", self._by_span(self.weight_int8.float()).sum(dim=2) * scale)
@@ -226,7 +222,21 @@ class Int8Projection(nn.Module):
         self.register_buffer("inlier_mask", smoothing.reciprocal().unsqueeze(1).scatter_(2, self.outliers, 0.0))
         bias = torch.zeros(groups * cout) if bias is None else bias.detach().float()
         self.register_buffer("bias", bias.reshape(groups * cout).clone())
+        self._pack()
+        self.register_load_state_dict_post_hook(Int8Projection._after_load)
+
+    def _pack(self) -> None:
+        """``weight_packed``: ``weight_int8`` in the layout of the kernels' VNNI matmul where it was compiled, else
+        empty (derived, not saved: built again when a state dict is loaded)."""
         self._kernel_arguments: tuple[torch.Tensor, ...] | None = None  # built on first use, see _arguments
+        kernels = int8_kernels(build=False)
+        vnni = kernels is not None and kernels.vnni() and self.weight_int8.device.type == "cpu"
+        packed = kernels.pack_weight(self.weight_int8) if vnni else torch.empty(0, dtype=torch.int8)
+        self.register_buffer("weight_packed", packed, False)
+
+    @staticmethod
+    def _after_load(module: Int8Projection, incompatible_keys: object) -> None:
+        module._pack()
 
     def _by_span(self, rows: torch.Tensor) -> torch.Tensor:
         """``(G, cin, cout)`` -> ``(G, spans, span, cout)``, the last span padded with zero rows."""
