@@ -4,7 +4,9 @@
 the int8 matmul (its own AVX-512 VNNI micro-kernel where the CPU has one, ``torch._int_mm`` elsewhere), folding
 each span's int32 sums into float, and what follows the projection (the activation, or the residual add and the
 LayerNorm), one pass per row while it is in cache; PyTorch needs about a dozen passes and parallel regions for the
-same (see the README's Performance section for the figures). The kernels are compiled on the user's machine with
+same (see the README's Performance section for the figures). ``attention_cpu.cpp`` computes the int8 model's
+self-attention (in fp32, AVX-512 only) from the fused QKV projection's output straight into the context.
+``bindings.cpp`` makes them one Python module. The kernels are compiled on the user's machine with
 ``torch.utils.cpp_extension`` (a C++ compiler and ``ninja``, ``-O3 -march=native``) the first time
 :func:`squeezebert.quantize_dynamic` runs, which takes about half a minute, and are cached by torch under
 ``~/.cache/torch_extensions`` (``TORCH_EXTENSIONS_DIR``). Where they cannot be built, int8 runs on PyTorch
@@ -35,7 +37,9 @@ from .. import hub
 
 __all__ = ["int8_kernels", "kernels_status"]
 
-_SOURCE = Path(__file__).with_name("int8_cpu.cpp")
+_FOLDER = Path(__file__).parent
+_SOURCES = ("int8_cpu.cpp", "attention_cpu.cpp", "bindings.cpp")  # compiled; with the headers, what the build hashes
+_HEADERS = ("kernels.h", "simd.h")
 _LOCK = threading.Lock()
 _STATE: dict[str, object] = {}  # "module": the extension or None, "status": a line for humans
 # In torch's build folder of a build whose compilation failed: the reason and the compiler it failed with.
@@ -44,7 +48,9 @@ _FAILED_MARKER = "squeezebert-build-failed.json"
 
 def _build_name() -> str:
     """Unique per source, torch version and CPU (the build uses -march=native, and the cache may be shared)."""
-    digest = hashlib.sha256(_SOURCE.read_bytes())
+    digest = hashlib.sha256()
+    for name in (*_SOURCES, *_HEADERS):
+        digest.update((_FOLDER / name).read_bytes())
     digest.update(torch.__version__.encode())
     digest.update(platform.machine().encode())
     try:
@@ -145,7 +151,7 @@ def _build() -> tuple[ModuleType | None, str]:
         cpp_logger.setLevel(logging.ERROR)  # its ABI banners: the one warning below says what went wrong
         module = load(
             name=name,
-            sources=[str(_SOURCE)],
+            sources=[str(_FOLDER / name) for name in _SOURCES],
             extra_cflags=["-O3", "-march=native", "-fopenmp"],
             extra_ldflags=["-fopenmp"],
             verbose=False,

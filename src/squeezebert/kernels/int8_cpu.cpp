@@ -14,8 +14,6 @@
 // Built on first use by squeezebert.kernels with -O3 -march=native; the AVX-512 branches are compiled only where
 // the CPU has AVX-512, the scalar loops elsewhere (and torch._int_mm picks its own path from the CPU).
 
-#include <torch/extension.h>
-
 #include <ATen/Parallel.h>
 
 #include <algorithm>
@@ -24,15 +22,20 @@
 #include <limits>
 #include <vector>
 
-#if defined(__AVX512F__)
-#include <immintrin.h>
-#endif
+#include "kernels.h"
+#include "simd.h"
 
 #if defined(__AVX512VNNI__) && defined(__AVX512BW__)
 #define SQUEEZEBERT_VNNI 1
 #endif
 
 namespace {
+
+#if defined(__AVX512F__)
+using squeezebert_simd::exp_nonpositive;
+using squeezebert_simd::lanes_of;
+using squeezebert_simd::reciprocal;
+#endif
 
 constexpr int64_t kBlockRows = 128;        // at most this many rows per block (its buffers stay in L2)
 constexpr int64_t kMinBlockOps = 1 << 21;  // below about this many multiply-adds per thread, fewer blocks
@@ -104,31 +107,6 @@ Activation parse_activation(const std::string& name) {
 }
 
 #if defined(__AVX512F__)
-// 1 / d for d >= 1: the 14-bit estimate and one Newton step (relative error about 2^-24, a division's rounding
-// otherwise; the division itself would cost as much as the rest of the GELU).
-__m512 reciprocal(__m512 d) {
-  const __m512 r = _mm512_rcp14_ps(d);
-  return _mm512_fmadd_ps(r, _mm512_fnmadd_ps(d, r, _mm512_set1_ps(1.0f)), r);
-}
-
-// e^v for v <= 0 (to 0 below -87): 2^n * p(r), v = n ln 2 + r with |r| <= ln 2 / 2, p of degree 7 (Taylor's
-// coefficients: the truncation error r^8 / 8! < 6e-9 relative), ln 2 split in two for an exact r.
-__m512 exp_nonpositive(__m512 v) {
-  v = _mm512_max_ps(v, _mm512_set1_ps(-87.0f));
-  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(v, _mm512_set1_ps(1.44269504088896341f)), 0);
-  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), v);
-  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.42860682030941723212e-6f), r);
-  __m512 p = _mm512_set1_ps(1.0f / 5040.0f);
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 720.0f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120.0f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24.0f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6.0f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-  return _mm512_scalef_ps(p, n);
-}
-
 // x * Phi(x) = x / 2 * (1 + erf(x / sqrt 2)) through erfc(z), z = |x| / sqrt 2: erfc(z) = t q(t) e^(-z^2) with
 // t = 1 / (1 + p z) and q of degree 4 (Abramowitz and Stegun 7.1.26, absolute error below 1.5e-7; torch's own
 // vectorized erf is of the same kind). For x < 0 the factor 1 + erf(x / sqrt 2) is erfc(z) itself (no
@@ -191,11 +169,6 @@ void activate_row(float* y, int64_t width, Activation activation) {
 
 #if defined(SQUEEZEBERT_VNNI)
 constexpr int kTileRows = 6;    // rows per tile: 6 x 2 int32 and 6 x 2 float accumulators, 2 weights, 1 broadcast
-
-// The lanes of a 16-column register that hold real columns when `left` columns are left (all for 16 or more).
-__mmask16 lanes_of(int64_t left) {
-  return static_cast<__mmask16>((1u << std::clamp<int64_t>(left, 0, 16)) - 1u);
-}
 
 // What a tile of rows of one panel needs besides its 8-bit rows and packed weights, and where its output goes.
 // Per row r and span t: the activations' scale s[r * spans + t] and offset o[r * spans + t]; per row r and outlier
@@ -477,7 +450,6 @@ void project(const torch::Tensor& x, const torch::Tensor& keep, const torch::Ten
   TORCH_CHECK(span >= 1, "span must be >= 1");
   const int64_t spans = (width + span - 1) / span;
   TORCH_CHECK(!use_vnni || spans == 1 || span % 4 == 0, "the VNNI matmul needs spans of a multiple of 4 channels");
-  const int64_t span_vnni = spans == 1 ? 4 * ((width + 3) / 4) : span;  // one span: all of the padded row
   TORCH_CHECK(weight_offset.numel() == groups * spans * cout && weight_scale.numel() == groups * spans * cout,
               "weight_offset and weight_scale must be (groups, spans, out)");
   TORCH_CHECK(bias.numel() == 0 || bias.numel() == groups * cout, "bias must be empty or hold groups * out values");
@@ -550,8 +522,9 @@ void project(const torch::Tensor& x, const torch::Tensor& keep, const torch::Ten
 #if defined(SQUEEZEBERT_VNNI)
           const Tile tile{scales.data(), offsets.data(), spans, picked.data(), count, steps, offset_rows,
                           outlier_rows, group_bias, cout, cout, base, res_row, y, out_row, act};
-          vnni_matmul(q_data, q_width, n, packed.data_ptr<int8_t>() + g * panels * k4 * 4 * kPanel, panels, k4,
-                      span_vnni / 4, tile);
+          const int64_t span4 = spans == 1 ? k4 : span / 4;  // one span: all of the padded row
+          vnni_matmul(q_data, q_width, n, packed.data_ptr<int8_t>() + g * panels * k4 * 4 * kPanel, panels, k4, span4,
+                      tile);
 #endif
         } else {  // each span's int8 product, folded into the rows' float sums, then the rest row by row
           for (int64_t s = 0; s < spans; ++s) {
@@ -579,11 +552,4 @@ void project(const torch::Tensor& x, const torch::Tensor& keep, const torch::Ten
       }
     }
   });
-}
-
-PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.def("project", &project, "A whole int8 projection (quantize, int8 matmul, dequantize) in one parallel region",
-        py::call_guard<py::gil_scoped_release>());
-  m.def("pack_weight", &pack_weight, "int8 weights (groups, in, out) in the layout of the VNNI matmul");
-  m.def("vnni", &vnni, "Whether the AVX-512 VNNI matmul was compiled (then project takes packed weights)");
 }

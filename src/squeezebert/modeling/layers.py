@@ -9,8 +9,9 @@ layout throughout and every grouped convolution runs as one batched matrix multi
     y = bias + x @ W,  W: (G, cin, cout)                                                   (one bmm)
 
 Where the group boundaries allow it, Q, K and V are one fused matmul, the attention runs through
-``scaled_dot_product_attention``, and the feed-forward block keeps its intermediate activation in group layout and
-works through the tokens in cache-sized chunks when no gradient is needed.
+``scaled_dot_product_attention`` (in the int8 model at inference, through the compiled kernels' attention where
+they were built), and the feed-forward block keeps its intermediate activation in group layout and works through
+the tokens in cache-sized chunks when no gradient is needed.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import SqueezeBertConfig
+from ..kernels import int8_kernels
 from .inputs import _tracing
 
 # At inference a layer runs on sub-batches of whole sequences of about LAYER_CHUNK_TOKENS tokens, and its
@@ -368,23 +370,36 @@ class SqueezeBertSelfAttention(nn.Module):
         self._qkv_cache = (key, weight, bias) if cacheable else None
         return weight, bias
 
-    def _project_qkv(self, x: torch.Tensor, batch: int, seq: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``x`` ``(tokens, C)`` -> q, k, v, each ``(G * batch, heads / G, seq, d)`` (G = 1 when not fused)."""
-        heads, d = self.num_heads, self.head_size
-        if not self.fused_qkv:
-            return tuple(
-                conv(x).view(batch, seq, heads, d).transpose(1, 2) for conv in (self.query, self.key, self.value)
-            )
-        groups = self.query.groups
+    def _project_qkv(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` ``(tokens, C)`` -> the fused projection's ``(G, tokens, 3 * heads/G * d)``: per group and token, the q,
+        k and v of the group's heads side by side."""
         x_groups = self.query.to_groups(x)
         if self.qkv is not None:
-            qkv = self.qkv.grouped(x_groups)
-        else:
-            weight, bias = self._qkv_weight_and_bias()
-            qkv = torch.baddbmm(bias, x_groups, weight)  # (G, tokens, 3 * heads/G * d)
-        qkv = qkv.view(groups * batch, seq, 3, heads // groups, d)
-        q, k, v = qkv.unbind(2)  # views; unbind (unlike indexing) needs no zero-filled buffers in backward
+            return self.qkv.grouped(x_groups)
+        weight, bias = self._qkv_weight_and_bias()
+        return torch.baddbmm(bias, x_groups, weight)
+
+    def _split_heads(self, qkv: torch.Tensor, batch: int, seq: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The fused projection's output -> q, k, v, each ``(G * batch, heads / G, seq, d)``, views."""
+        groups = qkv.shape[0]
+        qkv = qkv.view(groups * batch, seq, 3, self.num_heads // groups, self.head_size)
+        q, k, v = qkv.unbind(2)  # unbind (unlike indexing) needs no zero-filled buffers in backward
         return q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
+
+    def _compiled_attention(self, qkv: torch.Tensor, batch: int, mask: torch.Tensor | None) -> torch.Tensor | None:
+        """The context ``(tokens, C)`` from the compiled kernels' attention (``kernels/attention_cpu.cpp``), or None
+        where it does not apply. It serves the int8 model (whose fused projection ``quantize_dynamic`` set, having
+        built the kernels) at inference, on float32 CPU tensors, heads of 16, 32, 48 or 64 channels, a CPU with
+        AVX-512."""
+        kernels = int8_kernels(build=False)
+        head = self.head_size in (16, 32, 48, 64)
+        usable = kernels is not None and self.qkv is not None and head and not self.training
+        if not usable or qkv.dtype != torch.float32 or qkv.device.type != "cpu" or not kernels.attention_available():
+            return None
+        mask = torch.empty(0) if mask is None else mask.reshape(batch, -1).float().contiguous()
+        context = qkv.new_empty(qkv.shape[1], self.num_heads * self.head_size)
+        kernels.attention(qkv, batch, self.num_heads, mask, context)
+        return context
 
     def forward(
         self,
@@ -399,7 +414,17 @@ class SqueezeBertSelfAttention(nn.Module):
 
         Returns the context ``(tokens, C)`` and, if asked, the attention weights ``[batch, heads, seq, seq]``.
         """
-        q, k, v = self._project_qkv(x, batch, seq)
+        if not self.fused_qkv:
+            heads, d = self.num_heads, self.head_size
+            convs = (self.query, self.key, self.value)
+            q, k, v = (conv(x).view(batch, seq, heads, d).transpose(1, 2) for conv in convs)
+        else:
+            qkv = self._project_qkv(x)
+            fast = not (output_attentions or head_mask is not None) and _fast_inference()
+            context = self._compiled_attention(qkv, batch, mask) if fast else None
+            if context is not None:
+                return context, None
+            q, k, v = self._split_heads(qkv, batch, seq)
         groups = q.shape[0] // batch
         heads_per_group = self.num_heads // groups
         if mask is not None and groups > 1:
