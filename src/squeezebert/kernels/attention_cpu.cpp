@@ -3,7 +3,7 @@
 // softmax(q k^T / sqrt(d) + mask) v for every head of every sequence, read straight from the fused QKV
 // projection's output and written straight into the context: one parallel region over the heads, no copies of q,
 // k, v or the context (scaled_dot_product_attention needs a copy of the context and, at these sizes, about 1.5x
-// to 2.5x the time). Per head: k^T / sqrt(d) is gathered into a buffer of whole 32-key panels; the scores of 6
+// to 2x the time). Per head: k^T / sqrt(d) is gathered into a buffer of whole 32-key panels; the scores of 6
 // query rows x 32 keys at a time are summed in registers over d; each row of scores gets its mask, loses its
 // maximum and is exponentiated in place, its sum kept; then 6 rows x d of the context at a time are summed in
 // registers over the keys and divided by the rows' sums at the store.
@@ -39,7 +39,8 @@ void gather_keys(const float* k, int64_t ld, int64_t seq, int64_t d, float scale
   for (int64_t j = 0; j < keys; j += 16) {
     const __mmask16 lanes = lanes_of(seq - j);
     for (int64_t e = 0; e < d; ++e) {
-      const __m512 column = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), lanes, rows, k + j * ld + e, 4);
+      const __m512 column = lanes != 0 ? _mm512_mask_i32gather_ps(_mm512_setzero_ps(), lanes, rows, k + j * ld + e, 4)
+                                       : _mm512_setzero_ps();  // a panel's padding keys past the last
       _mm512_storeu_ps(kt + e * keys + j, _mm512_mul_ps(column, scales));
     }
   }
@@ -137,7 +138,9 @@ void attend(const float* q, const float* k, const float* v, int64_t ld, int64_t 
   gather_keys(k, ld, seq, d, scale, kt, keys);
   int64_t r = 0;
   for (; r + kRows <= seq; r += kRows) {
-    for (int64_t j = 0; j < keys; j += kKeys) score_tile<kRows>(q + r * ld, ld, kt + j, keys, d, s + r * keys + j, keys);
+    for (int64_t j = 0; j < keys; j += kKeys) {
+      score_tile<kRows>(q + r * ld, ld, kt + j, keys, d, s + r * keys + j, keys);
+    }
   }
   for (; r < seq; ++r) {
     for (int64_t j = 0; j < keys; j += kKeys) score_tile<1>(q + r * ld, ld, kt + j, keys, d, s + r * keys + j, keys);

@@ -328,7 +328,8 @@ class SqueezeBertSelfAttention(nn.Module):
     With equal Q/K/V group counts ``G`` that divide the heads, Q, K and V come out of one fused grouped matmul as
     ``(G, tokens, 3 * C/G)``, and each of q, k, v is a strided *view* of it shaped ``(G * batch, heads/G, seq, d)``:
     group g's heads of sequence b sit at batch index ``g * batch + b``. Attention never needs them contiguous, so
-    the heads are split without a copy; the context is gathered back to ``(tokens, C)`` with one copy.
+    the heads are split without a copy; the context is gathered back to ``(tokens, C)`` with one copy (the int8
+    model's compiled attention reads the fused output and writes the context itself).
     """
 
     query: Projection
