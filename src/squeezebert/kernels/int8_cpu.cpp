@@ -36,6 +36,9 @@ using squeezebert_simd::exp_nonpositive;
 using squeezebert_simd::lanes_of;
 using squeezebert_simd::reciprocal;
 #endif
+#if defined(SQUEEZEBERT_VNNI)
+using squeezebert_simd::dpbusd;
+#endif
 
 constexpr int64_t kBlockRows = 128;        // at most this many rows per block (its buffers stay in L2)
 constexpr int64_t kMinBlockOps = 1 << 21;  // below about this many multiply-adds per thread, fewer blocks
@@ -216,13 +219,6 @@ struct Tile {
     return t;
   }
 };
-
-// acc + the four u8 x s8 products of x and w in each int32 lane (vpdpbusd). Written as an asm statement: around
-// the intrinsic, GCC 12 copies every accumulator to another register and back at each step of the inner loop.
-__m512i dpbusd(__m512i acc, __m512i x, __m512i w) {
-  asm("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(x), "v"(w));
-  return acc;
-}
 
 // Rows rows times one packed panel b (k4, 32, 4), finished: y = act(base + sum over spans t of (s_t * steps_t *
 // (a_t @ b_t) + o_t * offsets_t) + picked @ outlier_weight + bias). Each span's product a_t @ b_t (span4 steps of

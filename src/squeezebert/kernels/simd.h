@@ -47,6 +47,14 @@ inline __m512 fmadd(__m512 a, __m512 b, __m512 c) {
   return c;
 }
 
+#if defined(__AVX512VNNI__)
+// acc + the four u8 x s8 products of x and w in each int32 lane (vpdpbusd), an asm statement like fmadd.
+inline __m512i dpbusd(__m512i acc, __m512i x, __m512i w) {
+  asm("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(x), "v"(w));
+  return acc;
+}
+#endif
+
 }  // namespace squeezebert_simd
 
 #endif
