@@ -61,7 +61,7 @@ def reference(qkv: torch.Tensor, batch: int, heads: int, mask: torch.Tensor | No
 def test_attention_matches_float64(kernels, groups, heads, d, batch, seq, masked):
     qkv = fused_qkv(groups, batch * seq, heads, d, seed=seq + d)
     mask = None
-    if masked:  # the model's additive mask: 0 or float32's minimum; the last sequence has every key masked
+    if masked:  # the model's additive mask, 0 or float32's minimum; of several sequences the last is all masked
         keep = torch.rand(batch, seq, generator=torch.Generator().manual_seed(seq)) > 0.3
         keep[0, 0] = True
         keep[-1] = batch == 1
