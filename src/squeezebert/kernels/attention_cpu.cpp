@@ -28,7 +28,6 @@ constexpr int kRows = 6;          // query rows per tile
 
 #if defined(__AVX512F__)
 using squeezebert_simd::exp_nonpositive;
-using squeezebert_simd::fmadd;
 using squeezebert_simd::lanes_of;
 
 // One head's keys: kt (d, keys) = k^T * scale, keys padded with zeros to whole panels; k (T, d) with row stride ld.
@@ -56,8 +55,8 @@ void score_tile(const float* q, int64_t ldq, const float* kt, int64_t keys, int6
     const __m512 k0 = _mm512_loadu_ps(kt + e * keys), k1 = _mm512_loadu_ps(kt + e * keys + 16);
     for (int r = 0; r < Rows; ++r) {
       const __m512 x = _mm512_set1_ps(q[r * ldq + e]);
-      acc[r][0] = fmadd(x, k0, acc[r][0]);
-      acc[r][1] = fmadd(x, k1, acc[r][1]);
+      acc[r][0] = _mm512_fmadd_ps(x, k0, acc[r][0]);
+      acc[r][1] = _mm512_fmadd_ps(x, k1, acc[r][1]);
     }
   }
   for (int r = 0; r < Rows; ++r) {
@@ -89,8 +88,8 @@ float exponentiate_row(float* s, const float* mask, int64_t seq) {
 }
 
 // Rows rows of the context: out (Rows, d = 16 * Vectors, row stride ldo) = (p (Rows, seq, row stride ldp) @ v
-// (seq, d, row stride ldv)) * inverse (per row). The registers are named, not looped over: around loops (or masked
-// loads) GCC 12 keeps a copy of the accumulators in memory, stored at every step.
+// (seq, d, row stride ldv)) * inverse (per row). The columns are written out, unmasked, not looped over: with a loop
+// over them and masked loads, GCC 12 kept a copy of the accumulators in memory, stored at every step.
 template <int Rows, int Vectors>
 void context_tile(const float* p, int64_t ldp, const float* v, int64_t ldv, int64_t seq, const float* inverse,
                   float* out, int64_t ldo) {
@@ -104,10 +103,10 @@ void context_tile(const float* p, int64_t ldp, const float* v, int64_t ldv, int6
     const __m512 v3 = Vectors > 3 ? _mm512_loadu_ps(row + 48) : v0;
     for (int r = 0; r < Rows; ++r) {
       const __m512 x = _mm512_set1_ps(p[r * ldp + j]);
-      acc[r][0] = fmadd(x, v0, acc[r][0]);
-      if constexpr (Vectors > 1) acc[r][1] = fmadd(x, v1, acc[r][1]);
-      if constexpr (Vectors > 2) acc[r][2] = fmadd(x, v2, acc[r][2]);
-      if constexpr (Vectors > 3) acc[r][3] = fmadd(x, v3, acc[r][3]);
+      acc[r][0] = _mm512_fmadd_ps(x, v0, acc[r][0]);
+      if constexpr (Vectors > 1) acc[r][1] = _mm512_fmadd_ps(x, v1, acc[r][1]);
+      if constexpr (Vectors > 2) acc[r][2] = _mm512_fmadd_ps(x, v2, acc[r][2]);
+      if constexpr (Vectors > 3) acc[r][3] = _mm512_fmadd_ps(x, v3, acc[r][3]);
     }
   }
   for (int r = 0; r < Rows; ++r) {

@@ -40,15 +40,10 @@ inline __mmask16 lanes_of(int64_t left) {
   return static_cast<__mmask16>((1u << std::clamp<int64_t>(left, 0, 16)) - 1u);
 }
 
-// c + a * b, lane by lane (vfmadd231ps), written as an asm statement: around the intrinsic in a loop that carries
-// many accumulators, GCC 12 copies each accumulator to another register and back at every step.
-inline __m512 fmadd(__m512 a, __m512 b, __m512 c) {
-  asm("vfmadd231ps %2, %1, %0" : "+v"(c) : "v"(a), "v"(b));
-  return c;
-}
-
 #if defined(__AVX512VNNI__)
-// acc + the four u8 x s8 products of x and w in each int32 lane (vpdpbusd), an asm statement like fmadd.
+// acc + the four u8 x s8 products of x and w in each int32 lane (vpdpbusd), written as an asm statement: around the
+// intrinsic in a loop that carries many accumulators, GCC 12 copies each accumulator to another register and back
+// at every step.
 inline __m512i dpbusd(__m512i acc, __m512i x, __m512i w) {
   asm("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(x), "v"(w));
   return acc;
