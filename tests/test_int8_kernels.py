@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import platform
 import shutil
 import sys
 import warnings
@@ -21,14 +22,26 @@ from squeezebert.quantization import FUSED_ACTIVATIONS, Int8Projection
 NONE = torch.empty(0)
 
 
-@pytest.fixture(scope="module")
-def kernels():
+@pytest.fixture(scope="module", params=["native", "no-avx512"])
+def kernels(request):
+    """The kernels as built for this CPU, then built again without AVX-512 (``-mno-avx512f``: the scalar loops and
+    torch._int_mm, what CPUs without it run), in use (``int8_kernels()``) while the tests run."""
     if shutil.which("c++") is None and shutil.which("g++") is None:
         pytest.skip("no C++ compiler: the kernels cannot be built here")
     module = kernels_module.int8_kernels()
     assert module is not None, kernels_module.kernels_status()
     assert kernels_module.kernels_status().startswith("compiled")
-    return module
+    if request.param == "native":
+        yield module
+        return
+    if platform.machine() not in ("x86_64", "AMD64"):
+        pytest.skip("-mno-avx512f is an x86-64 flag")
+    name = f"{kernels_module._build_name()}_no_avx512"  # cached by torch like the native build
+    without = kernels_module._compile(name, ("-mno-avx512f",))
+    assert not without.vnni() and not without.attention_available()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(kernels_module, "_STATE", {"module": without, "status": f"compiled ({without.__file__})"})
+        yield without
 
 
 def random_projection(

@@ -128,7 +128,7 @@ def _build() -> tuple[ModuleType | None, str]:
     if os.environ.get("SQUEEZEBERT_KERNELS", "1").strip() == "0":
         return None, "off (SQUEEZEBERT_KERNELS=0)"
     try:
-        from torch.utils.cpp_extension import is_ninja_available, load
+        from torch.utils.cpp_extension import is_ninja_available
     except Exception as err:  # a torch build without it
         return _unavailable(f"torch.utils.cpp_extension is unusable: {err}")
     compiler = _compiler_path()  # checked before torch gets to print anything
@@ -149,13 +149,7 @@ def _build() -> tuple[ModuleType | None, str]:
         if not _is_cached(name):
             print("squeezebert: compiling the int8 CPU kernels (once per machine, about 30 s)", file=sys.stderr)
         cpp_logger.setLevel(logging.ERROR)  # its ABI banners: the one warning below says what went wrong
-        module = load(
-            name=name,
-            sources=[str(_FOLDER / name) for name in _SOURCES],
-            extra_cflags=["-O3", "-march=native", "-fopenmp"],
-            extra_ldflags=["-fopenmp"],
-            verbose=False,
-        )
+        module = _compile(name)
     except Exception as err:  # a failed compilation, an unsupported platform: all mean "use PyTorch ops"
         if f"Error building extension '{name}'" not in str(err):
             return _unavailable(" ".join(f"{type(err).__name__}: {err}".split())[:300])
@@ -170,6 +164,21 @@ def _build() -> tuple[ModuleType | None, str]:
         with contextlib.suppress(OSError):
             marker.unlink(missing_ok=True)
     return module, f"compiled ({module.__file__})"
+
+
+def _compile(name: str, flags: tuple[str, ...] = ()) -> ModuleType:
+    """The kernels compiled (or loaded from torch's cache) as extension ``name``, for this CPU (``-march=native``)
+    and the compiler ``flags`` after it (the tests build one with ``-mno-avx512f``: the code paths of CPUs without
+    AVX-512)."""
+    from torch.utils.cpp_extension import load
+
+    return load(
+        name=name,
+        sources=[str(_FOLDER / source) for source in _SOURCES],
+        extra_cflags=["-O3", "-march=native", *flags, "-fopenmp"],
+        extra_ldflags=["-fopenmp"],
+        verbose=False,
+    )
 
 
 def int8_kernels(build: bool = True) -> ModuleType | None:
