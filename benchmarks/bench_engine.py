@@ -134,6 +134,7 @@ import torch
 torch.set_num_threads(1)
 flag, deadline, parent = sys.argv[1], time.monotonic() + float(sys.argv[2]), os.getppid()
 a = torch.randn(256, 256)
+open(f"{flag}.ready-{os.getpid()}", "w").close()  # torch imported: the parent's quiet rounds may start
 while time.monotonic() < deadline and os.getppid() == parent:  # ends with the benchmark, killed or not
     if os.path.exists(flag):
         for _ in range(10):
@@ -145,13 +146,21 @@ while time.monotonic() < deadline and os.getppid() == parent:  # ends with the b
 
 class BackgroundLoad:
     """``count`` busy processes, started idle; :meth:`busy` switches them on for a block. They end by themselves
-    after ``deadline_s`` and are killed when the ``with`` block ends."""
+    after ``deadline_s`` and are killed when the ``with`` block ends. The constructor returns once each has
+    imported torch (seconds of CPU each, which would otherwise fall into the first quiet rounds)."""
 
-    def __init__(self, count: int, deadline_s: float, folder: Path) -> None:
+    def __init__(self, count: int, deadline_s: float, folder: Path, ready_timeout_s: float = 120.0) -> None:
         self.flag = folder / "busy"
         self.processes = [
             subprocess.Popen([sys.executable, "-c", _BUSY_LOOP, str(self.flag), str(deadline_s)]) for _ in range(count)
         ]
+        deadline = time.monotonic() + ready_timeout_s
+        ready = [folder / f"busy.ready-{process.pid}" for process in self.processes]
+        while not all(path.exists() for path in ready):
+            if any(process.poll() is not None for process in self.processes) or time.monotonic() > deadline:
+                self.__exit__()
+                raise RuntimeError(f"a background-load process ended or was not ready within {ready_timeout_s:.0f} s")
+            time.sleep(0.05)
 
     @contextlib.contextmanager
     def busy(self) -> Iterator[None]:

@@ -103,6 +103,20 @@ def test_engine_benchmark_measures_every_model(capsys):
     assert len(goals) == 9 and all(met is None for _, _, met in goals[:-2])  # no 128 / 512-token rows here
 
 
+def test_background_load_is_ready_before_the_rounds(tmp_path):
+    """BackgroundLoad returns once its process has imported torch (idle until busy() switches it on), and its
+    process is gone after the with block."""
+    import bench_engine
+
+    with bench_engine.BackgroundLoad(1, deadline_s=60, folder=tmp_path) as load:
+        (process,) = load.processes
+        assert (tmp_path / f"busy.ready-{process.pid}").exists() and process.poll() is None
+        with load.busy():
+            assert (tmp_path / "busy").exists()
+        assert not (tmp_path / "busy").exists()
+    assert process.poll() is not None
+
+
 def test_serve_benchmark_table(minilm_dir, monkeypatch, capsys):
     """bench_serve without infinity-emb (its environment is built only by the benchmark itself), short cells: both
     squeezebert servers answer like each other and fill every cell of the table without a failure."""
