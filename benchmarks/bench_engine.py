@@ -155,7 +155,7 @@ class BackgroundLoad:
             subprocess.Popen([sys.executable, "-c", _BUSY_LOOP, str(self.flag), str(deadline_s)]) for _ in range(count)
         ]
         deadline = time.monotonic() + ready_timeout_s
-        ready = [folder / f"busy.ready-{process.pid}" for process in self.processes]
+        ready = [Path(f"{self.flag}.ready-{process.pid}") for process in self.processes]  # what each writes
         while not all(path.exists() for path in ready):
             if any(process.poll() is not None for process in self.processes) or time.monotonic() > deadline:
                 self.__exit__()
