@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "kernels.h"
@@ -119,15 +120,22 @@ void context_tile(const float* p, int64_t ldp, const float* v, int64_t ldv, int6
   }
 }
 
-// All rows of the context, kRows at a time, with d = 16 * Vectors.
+// Calls tile(r, rows) over `count` rows in tiles: rows = kRows at a time from r = 0, then rows = 1 for the rest.
+// rows is a std::integral_constant, so that tile can pass it on as a template argument.
+template <typename Tile>
+void by_row_tiles(int64_t count, const Tile& tile) {
+  int64_t r = 0;
+  for (; r + kRows <= count; r += kRows) tile(r, std::integral_constant<int, kRows>{});
+  for (; r < count; ++r) tile(r, std::integral_constant<int, 1>{});
+}
+
+// All rows of the context, with d = 16 * Vectors.
 template <int Vectors>
 void context_rows(const float* p, int64_t ldp, const float* v, int64_t ldv, int64_t seq, const float* inverse,
                   float* out, int64_t ldo) {
-  int64_t r = 0;
-  for (; r + kRows <= seq; r += kRows) {
-    context_tile<kRows, Vectors>(p + r * ldp, ldp, v, ldv, seq, inverse + r, out + r * ldo, ldo);
-  }
-  for (; r < seq; ++r) context_tile<1, Vectors>(p + r * ldp, ldp, v, ldv, seq, inverse + r, out + r * ldo, ldo);
+  by_row_tiles(seq, [&](int64_t r, auto rows) {
+    context_tile<decltype(rows)::value, Vectors>(p + r * ldp, ldp, v, ldv, seq, inverse + r, out + r * ldo, ldo);
+  });
 }
 
 // One head: out (seq, d, row stride ldo) = softmax(q k^T * scale + mask) v; q, k, v (seq, d) with row stride ld;
@@ -135,15 +143,11 @@ void context_rows(const float* p, int64_t ldp, const float* v, int64_t ldv, int6
 void attend(const float* q, const float* k, const float* v, int64_t ld, int64_t seq, int64_t d, float scale,
             const float* mask, float* kt, float* s, int64_t keys, float* inverse, float* out, int64_t ldo) {
   gather_keys(k, ld, seq, d, scale, kt, keys);
-  int64_t r = 0;
-  for (; r + kRows <= seq; r += kRows) {
+  by_row_tiles(seq, [&](int64_t r, auto rows) {
     for (int64_t j = 0; j < keys; j += kKeys) {
-      score_tile<kRows>(q + r * ld, ld, kt + j, keys, d, s + r * keys + j, keys);
+      score_tile<decltype(rows)::value>(q + r * ld, ld, kt + j, keys, d, s + r * keys + j, keys);
     }
-  }
-  for (; r < seq; ++r) {
-    for (int64_t j = 0; j < keys; j += kKeys) score_tile<1>(q + r * ld, ld, kt + j, keys, d, s + r * keys + j, keys);
-  }
+  });
   for (int64_t i = 0; i < seq; ++i) inverse[i] = exponentiate_row(s + i * keys, mask, seq);
   switch (d / 16) {
     case 1: context_rows<1>(s, keys, v, ld, seq, inverse, out, ldo); break;
