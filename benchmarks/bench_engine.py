@@ -201,37 +201,44 @@ def ort_runner(path: Path) -> Runner:
     return lambda inputs: torch.from_numpy(session.run(["last_hidden_state"], numpy_feeds(inputs))[0])
 
 
-def openvino_runners(fp32_path: Path, vocab_size: int) -> dict[str, Runner | str]:
-    """OpenVINO fp32 of the ONNX file and its NNCF post-training int8 quantization (a reason string if missing)."""
+def openvino_runner(core: object, model: object, f32: bool = False) -> Runner:
+    """``model`` compiled by OpenVINO for the CPU with as many threads as torch: the precision hint f32 with
+    ``f32``, else the plugin's own choice (a quantized model's int8 where NNCF put it)."""
+    settings = {"INFERENCE_NUM_THREADS": torch.get_num_threads(), "PERFORMANCE_HINT": "LATENCY"}
+    if f32:
+        settings["INFERENCE_PRECISION_HINT"] = "f32"
+    request = core.compile_model(model, "CPU", settings).create_infer_request()
+    return lambda inputs: torch.from_numpy(request.infer(numpy_feeds(inputs))[0].copy())
+
+
+def nncf_quantize(model: object, samples: list[dict[str, object]]) -> object:
+    """NNCF's post-training int8 quantization of an OpenVINO model (transformer preset), calibrated on every one of
+    ``samples`` (feeds: input name -> numpy array). Its progress bars go to stderr, not into the tables."""
+    import nncf
+
+    with warnings.catch_warnings(), contextlib.redirect_stdout(sys.stderr):
+        warnings.simplefilter("ignore")
+        return nncf.quantize(
+            model, nncf.Dataset(samples), model_type=nncf.ModelType.TRANSFORMER, subset_size=len(samples)
+        )
+
+
+def openvino_runners(fp32_path: Path, samples: list[dict[str, object]]) -> dict[str, Runner | str]:
+    """OpenVINO fp32 of the ONNX file and its NNCF post-training int8 quantization calibrated on ``samples`` (see
+    :func:`nncf_quantize`), or a reason string for each that is missing."""
     try:
         import openvino
     except ImportError:
         return {OV_FP32: "openvino is not installed", OV_INT8: "openvino is not installed"}
-    from bench_deploy import random_inputs
-
     core = openvino.Core()
     model = core.read_model(str(fp32_path))
-    settings = {"INFERENCE_NUM_THREADS": torch.get_num_threads(), "PERFORMANCE_HINT": "LATENCY"}
-
-    def runner(compiled: object) -> Runner:
-        request = compiled.create_infer_request()
-        return lambda inputs: torch.from_numpy(request.infer(numpy_feeds(inputs))[0].copy())
-
-    runners: dict[str, Runner | str] = {
-        OV_FP32: runner(core.compile_model(model, "CPU", {**settings, "INFERENCE_PRECISION_HINT": "f32"}))
-    }
+    runners: dict[str, Runner | str] = {OV_FP32: openvino_runner(core, model, f32=True)}
     try:
-        import nncf
+        import nncf  # noqa: F401
     except ImportError:
         runners[OV_INT8] = "nncf is not installed"
         return runners
-    samples = [numpy_feeds(random_inputs(vocab_size, 1, 128 if n % 2 else 64)) for n in range(16)]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        quantized = nncf.quantize(
-            model, nncf.Dataset(samples), model_type=nncf.ModelType.TRANSFORMER, subset_size=len(samples)
-        )
-    runners[OV_INT8] = runner(core.compile_model(quantized, "CPU", settings))
+    runners[OV_INT8] = openvino_runner(core, nncf_quantize(model, samples))
     return runners
 
 
@@ -242,7 +249,7 @@ def peer_runners(reference: torch.nn.Module, ours: torch.nn.Module, folder: Path
     except ImportError:
         reason = "onnxruntime is not installed"
         return {ORT_FP32: reason, ORT_INT8: reason, OV_FP32: reason, OV_INT8: reason}
-    from bench_deploy import export_hf_onnx
+    from bench_deploy import export_hf_onnx, random_inputs
 
     from squeezebert.export import INT8_FILE, to_onnx
 
@@ -255,7 +262,9 @@ def peer_runners(reference: torch.nn.Module, ours: torch.nn.Module, folder: Path
         ORT_INT8: ort_runner(folder / "matmul" / INT8_FILE),
     }
     try:
-        runners.update(openvino_runners(hf_fp32, ours.config.vocab_size))
+        vocab = ours.config.vocab_size  # the random 1 x 64 and 1 x 128 inputs, 8 times each
+        samples = [numpy_feeds(random_inputs(vocab, 1, 128 if n % 2 else 64)) for n in range(16)]
+        runners.update(openvino_runners(hf_fp32, samples))
     except Exception as err:  # an OpenVINO or NNCF that cannot read or quantize this graph: say why, go on
         runners.update({OV_FP32: f"failed: {err}"[:200], OV_INT8: f"failed: {err}"[:200]})
     return runners

@@ -9,6 +9,13 @@ chatterbot-corpus statements (380, ``benchmarks/chatterbot.py``), padding exclud
 similarity per token and per mean-pooled sentence (the sentence embedding) over each set. Speed is the int8 forward
 pass against fp32 on a grouped, randomly initialised SqueezeBERT-base at batch 1 x 128 (interleaved rounds, median).
 
+Then, on the same weights and sets, the int8 runtimes a user would pick instead (``--no-peers`` leaves them out;
+without ``onnxruntime`` / ``openvino`` / ``nncf`` their rows say why they are missing): ONNX Runtime's dynamic int8
+of ``squeezebert.export.to_onnx``'s fp32 graph (one ``MatMul`` per projection, every projection quantized, int8
+weights per output channel: bench_engine's "ORT int8"), and that fp32 graph read by OpenVINO, in fp32 (a sanity
+check: cosines of about 1) and quantized by NNCF (transformer preset) calibrated on 300 chatterbot train statements,
+one unpadded sentence at a time. Every runtime gets as many threads as torch.
+
 Task check: the chatterbot topic classifier (MiniLM converted, fine-tuned with ``squeezebert train`` on the
 chatterbot train split with the README's evidence settings: 5 epochs, lr 1e-4, max length 64, batch 32, seed 42;
 trained once and cached in ``--work-dir``), test accuracy in fp32 and under the default int8.
@@ -20,17 +27,31 @@ import argparse
 import copy
 import statistics
 import sys
+import tempfile
+import warnings
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from bench_engine import machine
+from bench_deploy import first_line
+from bench_engine import (
+    OV_FP32,
+    OV_INT8,
+    Inputs,
+    Runner,
+    machine,
+    numpy_feeds,
+    openvino_runners,
+    ort_runner,
+    torch_runner,
+)
 from chatterbot import chatterbot_splits, write_splits
 from minilm import REPO_ROOT, find_minilm_model_dir
 
 import squeezebert
 from squeezebert.bench import time_interleaved
 from squeezebert.cli import main as squeezebert_main
+from squeezebert.export import INPUT_NAMES, INT8_FILE, MODEL_FILE, to_onnx
 from squeezebert.training import SequenceClassificationTask
 
 SENTENCES = [
@@ -50,13 +71,18 @@ SENTENCES = [
 # the first default: random-id calibration, rounding to nearest, one scale per token and group, 8 outlier channels
 PREVIOUS = dict(smoothing=0.0, rounding="nearest", span=None, outliers=8)
 ONE_SPAN = dict(span=None, outliers=8)  # the default before spans
+DEFAULT = "+ scales per 64 channels, 16 outlier channels (default)"
+ORT_INT8_ROW = "ONNX Runtime int8 (dynamic, per channel)"
+OV_FP32_ROW = "OpenVINO fp32"
+OV_INT8_ROW = "OpenVINO int8 (NNCF, transformer preset, {} calibration sentences)"  # .format(how many)
+CALIBRATION_SENTENCES = 300  # NNCF's calibration set: the first 300 chatterbot train statements
 TECHNIQUES = {  # label -> quantize_dynamic keyword arguments (the model's tokenizer, built-in calibration texts)
     "before: random-id calibration, round to nearest": dict(PREVIOUS, random_ids=True),
     "text calibration, round to nearest": dict(PREVIOUS),
     "text calibration + SmoothQuant (alpha 0.5)": dict(PREVIOUS, smoothing=0.5),
     "text calibration + SmoothQuant (alpha 0.5) + GPTQ": dict(ONE_SPAN, smoothing=0.5),
     "text calibration + GPTQ (one span per group: span=None)": dict(ONE_SPAN),
-    "+ scales per 64 channels, 16 outlier channels (default)": dict(),
+    DEFAULT: dict(),
     "+ scales per 32 channels, 12 outlier channels (span=32, outliers=12)": dict(span=32, outliers=12),
     "default, calibrated on the chatterbot train split": dict(in_domain=True),
 }
@@ -67,12 +93,13 @@ def batches(tokenizer, texts: list[str], size: int = 64) -> list[dict[str, torch
     return [dict(tokenizer(texts[i : i + size], padding=True, return_tensors="pt")) for i in range(0, len(texts), size)]
 
 
-def cosines(model: torch.nn.Module, inputs: list[dict[str, torch.Tensor]], expected: list[torch.Tensor]) -> tuple:
-    """The minimum per-token and per-mean-pooled-sentence cosine to ``expected`` over ``inputs``."""
+def cosines(run: Runner, inputs: list[Inputs], expected: list[torch.Tensor]) -> tuple[float, float]:
+    """The minimum per-token and per-mean-pooled-sentence cosine to ``expected`` over ``inputs`` of ``run`` (a
+    batch -> its last hidden state: a torch model through ``bench_engine.torch_runner``, or a runtime)."""
     token, pooled = 1.0, 1.0
     with torch.inference_mode():
         for batch, want in zip(inputs, expected, strict=True):
-            got = model(**batch).last_hidden_state
+            got = run(batch)
             valid = batch["attention_mask"].bool()
             weights = valid.unsqueeze(-1).float()
             token = min(token, F.cosine_similarity(got[valid], want[valid], dim=-1).min().item())
@@ -90,6 +117,43 @@ def quantize(fp32: torch.nn.Module, tokenizer, calibration: list[str], options: 
     if options.pop("in_domain", False):
         options["calibration_texts"] = calibration
     return squeezebert.quantize_dynamic(fp32, tokenizer=tokenizer, **options)
+
+
+def graph_inputs(batch: Inputs) -> Inputs:
+    """The three inputs the exported ONNX graph declares (``INPUT_NAMES``), from a tokenizer's batch;
+    ``token_type_ids`` zeros when the tokenizer gives none."""
+    zeros = torch.zeros_like(batch["input_ids"])
+    return {name: batch.get(name, zeros) for name in INPUT_NAMES}
+
+
+def runtime_runners(
+    fp32: torch.nn.Module, tokenizer, calibration: list[str], folder: Path, sentences: int = CALIBRATION_SENTENCES
+) -> dict[str, Runner | str]:
+    """The int8 runtimes a user would pick instead, on ``fp32``'s weights (row label -> runner of a tokenizer's
+    batch, or why it is missing): ONNX Runtime's dynamic int8 of ``to_onnx``'s graph with every projection
+    quantized (written under ``folder``), that fp32 graph in OpenVINO, and its NNCF int8 calibrated on the first
+    ``sentences`` of ``calibration``, one unpadded sentence at a time."""
+    texts = calibration[:sentences]
+    labels = (ORT_INT8_ROW, OV_FP32_ROW, OV_INT8_ROW.format(len(texts)))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            # to_onnx's own int8 check (min_cosine, 0.99 by default, on a 2 x 16 sample) would refuse MiniLM with
+            # every projection in int8 (0.98): relaxed, as the table measures the cosines itself; the graph is the same
+            to_onnx(fp32, folder, task="feature-extraction", int8=True, keep_float=(), min_cosine=0.5)
+        ort = ort_runner(folder / INT8_FILE)
+    except Exception as err:  # MissingOnnxExtraError (an ImportError) without onnx / onnxruntime / onnxscript
+        return dict.fromkeys(labels, f"not measured: {first_line(err)}")
+    samples = [numpy_feeds(graph_inputs(dict(tokenizer(text, return_tensors="pt")))) for text in texts]
+    try:
+        openvino = openvino_runners(folder / MODEL_FILE, samples)
+    except Exception as err:  # an OpenVINO or NNCF that cannot read or quantize this graph: say why, go on
+        openvino = dict.fromkeys((OV_FP32, OV_INT8), f"failed: {first_line(err)}")
+    runners = dict(zip(labels, (ort, openvino[OV_FP32], openvino[OV_INT8]), strict=True))
+    return {
+        label: run if isinstance(run, str) else (lambda batch, run=run: run(graph_inputs(batch)))
+        for label, run in runners.items()
+    }
 
 
 def speeds(rounds: int) -> dict[str, float]:
@@ -140,6 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work-dir", default=str(REPO_ROOT / ".cache" / "int8_accuracy"), help="cached models")
     parser.add_argument("--rounds", type=int, default=20, help="timing rounds")
     parser.add_argument("--no-task", action="store_true", help="skip the classifier check (it trains once, minutes)")
+    parser.add_argument("--no-peers", action="store_true", help="skip the int8 runtimes (ONNX Runtime, OpenVINO)")
     args = parser.parse_args(argv)
 
     source = Path(args.bert_dir) if args.bert_dir else find_minilm_model_dir()
@@ -167,16 +232,28 @@ def main(argv: list[str] | None = None) -> int:
         "| chatterbot test (380), mean-pooled |"
     )
     print("|---|---:|---:|---:|---:|")
-    results = {}
-    for label, options in TECHNIQUES.items():
-        model = quantize(fp32, tokenizer, calibration, options)
-        results[label] = [value for s in sets for value in cosines(model, sets[s], expected[s])]
+    results: dict[str, list[float] | str] = {}
+
+    def row(label: str, run: Runner | str) -> None:
+        if isinstance(run, str):  # why the runtime is missing
+            results[label] = run
+            print(f"| {label} | {run} | | | |", flush=True)
+            return
+        results[label] = [value for s in sets for value in cosines(run, sets[s], expected[s])]
         print(f"| {label} | " + " | ".join(f"{v:.5f}" for v in results[label]) + " |", flush=True)
+
+    for label, options in TECHNIQUES.items():
+        row(label, torch_runner(quantize(fp32, tokenizer, calibration, options), with_mask=True))
+    openvino_int8 = OV_INT8_ROW.format(min(CALIBRATION_SENTENCES, len(calibration)))
+    if not args.no_peers:
+        with tempfile.TemporaryDirectory(prefix="int8-accuracy-") as tmp:
+            for label, run in runtime_runners(fp32, tokenizer, calibration, Path(tmp)).items():
+                row(label, run)
 
     speed = speeds(args.rounds)
     speedups = ", ".join(f"{name} {value:.2f}x" for name, value in speed.items())
     print(f"\nint8 speed over fp32, grouped SqueezeBERT-base 1 x 128 (median of {args.rounds} rounds): {speedups}")
-    default = results["+ scales per 64 channels, 16 outlier channels (default)"]
+    default = results[DEFAULT]
     goals = [
         ("default: min per-token cosine >= 0.999 on both sets", min(default[0], default[2]) >= 0.999),
         ("default: min mean-pooled cosine >= 0.9995 on both sets", min(default[1], default[3]) >= 0.9995),
@@ -194,7 +271,22 @@ def main(argv: list[str] | None = None) -> int:
     print()
     for goal, met in goals:
         print(f"- {goal}: {'met' if met else 'NOT met'}")
+    if not args.no_peers:
+        print(f"- {peer_accuracy(default, results[openvino_int8])}")
     return 0
+
+
+def peer_accuracy(ours: list[float], openvino: list[float] | str) -> str:
+    """Our default against OpenVINO's NNCF int8: the minimum over both sets, per token and mean-pooled."""
+    what = "accuracy vs OpenVINO NNCF int8 (min over both sets, per token / mean-pooled)"
+    if isinstance(openvino, str):
+        return f"{what}: not measured ({openvino})"
+    ours_min = (min(ours[0], ours[2]), min(ours[1], ours[3]))
+    peer_min = (min(openvino[0], openvino[2]), min(openvino[1], openvino[3]))
+    lower = [name for name, o, p in zip(("per token", "mean-pooled"), ours_min, peer_min, strict=True) if o < p]
+    verdict = f"ours lower ({' and '.join(lower)})" if lower else "ours equal or better"
+    figures = f"ours {ours_min[0]:.5f} / {ours_min[1]:.5f}, OpenVINO {peer_min[0]:.5f} / {peer_min[1]:.5f}"
+    return f"{what}: {figures}: {verdict}"
 
 
 if __name__ == "__main__":

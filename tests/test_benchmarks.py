@@ -10,9 +10,7 @@ from support.configs import PAPER_GROUPS, tiny_config
 import squeezebert
 
 
-def test_int8_accuracy_measures_every_technique(fast):
-    """Each technique of the table quantizes a tiny grouped model, calibrated through the real tokenizer, and its
-    cosines to fp32 come out of the same measuring function as fp32 against itself (1 up to float rounding)."""
+def _tiny_grouped_model(vocab_size: int) -> squeezebert.SqueezeBertModel:
     torch.manual_seed(0)
     config = tiny_config(
         hidden_size=64,
@@ -20,19 +18,52 @@ def test_int8_accuracy_measures_every_technique(fast):
         num_attention_heads=8,
         intermediate_size=128,
         max_position_embeddings=64,
-        vocab_size=fast.vocab_size,
+        vocab_size=vocab_size,
         **PAPER_GROUPS,
     )
-    model = squeezebert.SqueezeBertModel(config).eval()
+    return squeezebert.SqueezeBertModel(config).eval()
+
+
+def test_int8_accuracy_measures_every_technique(fast):
+    """Each technique of the table quantizes a tiny grouped model, calibrated through the real tokenizer, and its
+    cosines to fp32 come out of the same measuring function as fp32 against itself (1 up to float rounding)."""
+    from bench_engine import torch_runner
+
+    model = _tiny_grouped_model(fast.vocab_size)
     inputs = bench_int8_accuracy.batches(fast, bench_int8_accuracy.SENTENCES, size=5)  # 3 padded batches
     with torch.inference_mode():
         expected = [model(**batch).last_hidden_state for batch in inputs]
-    assert min(bench_int8_accuracy.cosines(model, inputs, expected)) > 1 - 1e-6
+    assert min(bench_int8_accuracy.cosines(torch_runner(model, with_mask=True), inputs, expected)) > 1 - 1e-6
     calibration = bench_int8_accuracy.SENTENCES[:3]
     for label, options in bench_int8_accuracy.TECHNIQUES.items():
         quantized = bench_int8_accuracy.quantize(model, fast, calibration, options)
-        token, pooled = bench_int8_accuracy.cosines(quantized, inputs, expected)
+        token, pooled = bench_int8_accuracy.cosines(torch_runner(quantized, with_mask=True), inputs, expected)
         assert 0.99 < token <= 1 + 1e-6 and 0.99 < pooled <= 1 + 1e-6, label
+
+
+def test_int8_accuracy_runtime_rows(fast, tmp_path):
+    """The runtimes' rows on a tiny grouped model: ONNX Runtime's int8 of to_onnx's graph, that graph in OpenVINO
+    fp32 (about 1) and NNCF's int8 of it calibrated on 4 unpadded sentences, each fed the tokenizer's padded batches
+    and measured by the same cosine function as the techniques; a runtime not installed gives its reason instead."""
+    b = bench_int8_accuracy
+    model = _tiny_grouped_model(fast.vocab_size)
+    inputs = b.batches(fast, b.SENTENCES, size=5)
+    with torch.inference_mode():
+        expected = [model(**batch).last_hidden_state for batch in inputs]
+    runners = b.runtime_runners(model, fast, b.SENTENCES, tmp_path, sentences=4)
+    assert list(runners) == [b.ORT_INT8_ROW, b.OV_FP32_ROW, b.OV_INT8_ROW.format(4)]
+    for (label, run), floor in zip(runners.items(), (0.95, 1 - 1e-4, 0.9), strict=True):
+        if isinstance(run, str):
+            assert "not installed" in run, (label, run)
+            continue
+        token, pooled = b.cosines(run, inputs, expected)
+        assert floor < token <= 1 + 1e-5 and floor < pooled <= 1 + 1e-5, (label, token, pooled)
+    ids = inputs[0]["input_ids"]
+    fed = b.graph_inputs({"input_ids": ids, "attention_mask": torch.ones_like(ids)})  # no token_type_ids
+    assert list(fed) == ["input_ids", "attention_mask", "token_type_ids"] and not fed["token_type_ids"].any()
+    assert b.peer_accuracy([1.0, 0.99, 1.0, 0.99], [1.0, 0.99, 1.0, 0.99]).endswith("ours equal or better")
+    assert b.peer_accuracy([1.0, 0.98, 1.0, 0.99], [1.0, 0.99, 0.9, 0.99]).endswith("ours lower (mean-pooled)")
+    assert "not measured (nncf is not installed)" in b.peer_accuracy([1.0] * 4, "nncf is not installed")
 
 
 def test_deploy_benchmark_runs_every_variant(tmp_path):
