@@ -56,7 +56,8 @@ def reference(qkv: torch.Tensor, batch: int, heads: int, mask: torch.Tensor | No
 
 
 @pytest.mark.parametrize(("groups", "heads", "d"), [(4, 12, 64), (1, 2, 16), (2, 4, 48)])
-@pytest.mark.parametrize(("batch", "seq"), [(1, 1), (1, 7), (3, 33), (2, 130)])  # tails of 6-row, 16- and 32-key
+# tails of 6-row, 16- and 32-key tiles, and none (64)
+@pytest.mark.parametrize(("batch", "seq"), [(1, 1), (1, 7), (3, 33), (2, 64), (2, 130)])
 @pytest.mark.parametrize("masked", [False, True])
 def test_attention_matches_float64(kernels, groups, heads, d, batch, seq, masked):
     qkv = fused_qkv(groups, batch * seq, heads, d, seed=seq + d)
