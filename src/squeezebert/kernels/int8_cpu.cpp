@@ -154,22 +154,25 @@ float relu1(float x) { return std::max(x, 0.0f); }
 constexpr std::nullptr_t gelu16 = nullptr, gelu_tanh16 = nullptr, relu16 = nullptr;  // no 16-lane forms here
 #endif
 
-// y[n] = f(y[n]) along a row: 16 lanes at a time with f16 where there is AVX-512, then one by one with f1.
+// y[n] = f(y[n]) along each of rows rows (row stride ld): 16 lanes at a time with f16 where there is AVX-512, then
+// one by one with f1.
 template <typename F16, typename F1>
-void map_row(float* y, int64_t width, [[maybe_unused]] F16 f16, F1 f1) {
-  int64_t n = 0;
+void map_rows(float* y, int64_t ld, int64_t rows, int64_t width, [[maybe_unused]] F16 f16, F1 f1) {
+  for (int64_t r = 0; r < rows; ++r, y += ld) {
+    int64_t n = 0;
 #if defined(__AVX512F__)
-  for (; n + 16 <= width; n += 16) _mm512_storeu_ps(y + n, f16(_mm512_loadu_ps(y + n)));
+    for (; n + 16 <= width; n += 16) _mm512_storeu_ps(y + n, f16(_mm512_loadu_ps(y + n)));
 #endif
-  for (; n < width; ++n) y[n] = f1(y[n]);
+    for (; n < width; ++n) y[n] = f1(y[n]);
+  }
 }
 
-// The activation on a row in place (one switch per row, the loop inlined for each activation).
-void activate_row(float* y, int64_t width, Activation activation) {
+// The activation in place on rows rows of width values (row stride ld): one switch, the loops inlined for each.
+void activate_rows(float* y, int64_t ld, int64_t rows, int64_t width, Activation activation) {
   switch (activation) {
-    case Activation::kGelu: return map_row(y, width, gelu16, gelu1);
-    case Activation::kGeluTanh: return map_row(y, width, gelu_tanh16, gelu_tanh1);
-    case Activation::kRelu: return map_row(y, width, relu16, relu1);
+    case Activation::kGelu: return map_rows(y, ld, rows, width, gelu16, gelu1);
+    case Activation::kGeluTanh: return map_rows(y, ld, rows, width, gelu_tanh16, gelu_tanh1);
+    case Activation::kRelu: return map_rows(y, ld, rows, width, relu16, relu1);
     case Activation::kNone: return;
   }
 }
@@ -286,8 +289,7 @@ void vnni_tile(const uint8_t* a, int64_t lda, const int8_t* b, int64_t k4, int64
       }
     }
   }
-  const int64_t width = std::min<int64_t>(tile.width, kPanel);
-  for (int r = 0; r < Rows; ++r) activate_row(tile.y + r * tile.y_row, width, tile.activation);
+  activate_rows(tile.y, tile.y_row, Rows, std::min<int64_t>(tile.width, kPanel), tile.activation);
 }
 
 // The rows of a (rows, 4 * k4 u8) times one packed panel b (k4, 32, 4), tile by tile of kTileRows rows.
@@ -562,7 +564,7 @@ void project(const torch::Tensor& x, const torch::Tensor& keep, const torch::Ten
           for (int64_t r = 0; r < n; ++r) {
             finish_row(folded.data() + r * cout, picked.data() + r * count, count, outlier_rows, group_bias, cout,
                        base != nullptr ? base + r * res_row : nullptr, y + r * out_row);
-            activate_row(y + r * out_row, cout, act);
+            activate_rows(y + r * out_row, out_row, 1, cout, act);
           }
         }
       }
