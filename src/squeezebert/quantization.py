@@ -37,7 +37,7 @@ to zero the outlier channels, in the same pass.
 Measured on all-MiniLM-L6-v2 converted (``benchmarks/bench_int8_accuracy.py``; minimum per-token / mean-pooled
 cosine to fp32 on its 12 sentences and on the 380 held-out chatterbot-corpus statements; the README has the table):
 one span per group (the fastest) reaches 0.9987 / 0.9989 and 0.9986 / 0.9987; spans of 64 with 16 outlier
-channels (the default) 0.9995 / 0.9996 and 0.9995 / 0.9996, for 10-25% more time at batch 1 x 128; spans of 32
+channels (the default) 0.9995 / 0.9996 and 0.9995 / 0.9996, for 10-40% more time at batch 1 x 128; spans of 32
 are more accurate still, and slower. Both sides need the finer scales: fp32 weights with
 per-token int8 activations, or int8 weights with fp32 activations, each reach only about 0.9992 on the held-out
 set; the feed-forward output projection loses most.
