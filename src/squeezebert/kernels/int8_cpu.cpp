@@ -8,9 +8,9 @@
 // whole rows get their LayerNorm.
 // Where the CPU has AVX-512 VNNI the int8 matmul is our own (vnni_matmul: unsigned 8-bit inputs times the signed
 // weights packed by pack_weight, vpdpbusd into int32 registers), and each tile of 6 rows x 32 columns is finished
-// in registers before it is stored: the spans' scales and offsets, the fp32 outlier channels, the bias, the
-// residual and the activation. Elsewhere the matmul is torch._int_mm on signed inputs, and the rest follows row
-// by row while the rows are in cache.
+// in registers before it is stored: the spans' scales and offsets, the fp32 outlier channels, the bias and the
+// residual; the activation follows on the stored tile, in L1. Elsewhere the matmul is torch._int_mm on signed
+// inputs, and the rest follows row by row while the rows are in cache.
 // Built on first use by squeezebert.kernels with -O3 -march=native; the AVX-512 branches are compiled only where
 // the CPU has AVX-512, the scalar loops elsewhere (and torch._int_mm picks its own path from the CPU).
 
