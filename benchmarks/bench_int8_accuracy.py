@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from bench_deploy import first_line
 from bench_engine import (
+    ONE_SPAN,
     OV_FP32,
     OV_INT8,
     Inputs,
@@ -70,7 +71,7 @@ SENTENCES = [
 ]
 # the first default: random-id calibration, rounding to nearest, one scale per token and group, 8 outlier channels
 PREVIOUS = dict(smoothing=0.0, rounding="nearest", span=None, outliers=8)
-ONE_SPAN = dict(span=None, outliers=8)  # the default before spans
+# ONE_SPAN (bench_engine's fastest int8 setting, span=None with 8 outlier channels) is the default before spans
 DEFAULT = "+ scales per 64 channels, 16 outlier channels (default)"
 ORT_INT8_ROW = "ONNX Runtime int8 (dynamic, per channel)"
 OV_FP32_ROW = "OpenVINO fp32"
