@@ -206,8 +206,9 @@ def build_variants(model_dir: Path, workdir: Path, max_length: int, executorch: 
 # Measuring
 
 
-def random_inputs(vocab_size: int, batch: int, seq: int) -> Inputs:
-    generator = torch.Generator().manual_seed(batch * 1000 + seq)
+def random_inputs(vocab_size: int, batch: int, seq: int, seed: int = 0) -> Inputs:
+    """Random token ids, the same for the same arguments."""
+    generator = torch.Generator().manual_seed(seed * 1_000_000 + batch * 1000 + seq)
     return {
         "input_ids": torch.randint(1, vocab_size, (batch, seq), generator=generator),
         "attention_mask": torch.ones(batch, seq, dtype=torch.long),
